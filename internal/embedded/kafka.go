@@ -1,0 +1,101 @@
+// Package embedded starts the development stack in-process or as child
+// processes: a franz-go kfake Kafka cluster, Redis and ClickHouse. It is what
+// `cratestream demo` and the integration tests run on; production points the
+// same code at external servers instead.
+package embedded
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// KafkaOptions configures the in-process cluster.
+type KafkaOptions struct {
+	// Brokers is the number of brokers; default 3.
+	Brokers int
+	// DataDir persists the cluster (topics, offsets, transactions) so a
+	// second run continues where the first stopped; empty keeps it in
+	// memory.
+	DataDir string
+	// Ports to listen on (one per broker); default random free ports.
+	Ports []int
+	// Retention bounds delete-policy topics so a long demo does not grow
+	// without bound (log.retention.ms); default 6h.
+	Retention time.Duration
+	// RetentionBytes bounds each partition of delete-policy topics
+	// (log.retention.bytes); default 256 MiB.
+	RetentionBytes int64
+	// CleanerInterval is how often compaction and retention run
+	// (log.cleaner.backoff.ms); default 30s.
+	CleanerInterval time.Duration
+	// Logger receives the cluster's warnings; nil discards them.
+	Logger *slog.Logger
+}
+
+// Kafka is a running in-process cluster speaking the real Kafka protocol.
+type Kafka struct {
+	*kfake.Cluster
+}
+
+// StartKafka starts the cluster.
+func StartKafka(o KafkaOptions) (*Kafka, error) {
+	if o.Brokers <= 0 {
+		o.Brokers = 3
+	}
+	if o.Retention <= 0 {
+		o.Retention = 6 * time.Hour
+	}
+	if o.RetentionBytes <= 0 {
+		o.RetentionBytes = 256 << 20
+	}
+	if o.CleanerInterval <= 0 {
+		o.CleanerInterval = 30 * time.Second
+	}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(o.Brokers),
+		kfake.BrokerConfigs(map[string]string{
+			"log.retention.ms":       strconv.FormatInt(o.Retention.Milliseconds(), 10),
+			"log.retention.bytes":    strconv.FormatInt(o.RetentionBytes, 10),
+			"log.cleaner.backoff.ms": strconv.FormatInt(o.CleanerInterval.Milliseconds(), 10),
+			// Outputs of one poll can be large; the default 1 MB
+			// batch limit would reject legitimate records.
+			"message.max.bytes": strconv.Itoa(8 << 20),
+		}),
+	}
+	if len(o.Ports) > 0 {
+		opts = append(opts, kfake.Ports(o.Ports...))
+	}
+	if o.DataDir != "" {
+		if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("kafka data dir: %w", err)
+		}
+		opts = append(opts, kfake.DataDir(o.DataDir))
+	}
+	if o.Logger != nil {
+		opts = append(opts, kfake.WithLogger(slogKfake{o.Logger}))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded kafka: %w", err)
+	}
+	return &Kafka{Cluster: c}, nil
+}
+
+// Addrs are the brokers' host:port addresses.
+func (k *Kafka) Addrs() []string { return k.ListenAddrs() }
+
+type slogKfake struct{ l *slog.Logger }
+
+func (s slogKfake) Logf(level kfake.LogLevel, msg string, args ...any) {
+	switch level {
+	case kfake.LogLevelError:
+		s.l.Error("kfake: " + fmt.Sprintf(msg, args...))
+	case kfake.LogLevelWarn:
+		s.l.Warn("kfake: " + fmt.Sprintf(msg, args...))
+	}
+}

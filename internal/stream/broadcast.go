@@ -1,0 +1,160 @@
+package stream
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Broadcast positions live in each task's system store under
+// "b/<topic>\x00<partition>" as the next offset to deliver (8 bytes).
+const bcastPrefix = "b/"
+
+func bcastKey(k tp) string {
+	return bcastPrefix + k.topic + "\x00" + strconv.Itoa(int(k.partition))
+}
+
+func parseBcastKey(s string) (tp, bool) {
+	if !strings.HasPrefix(s, bcastPrefix) {
+		return tp{}, false
+	}
+	rest := s[len(bcastPrefix):]
+	i := strings.IndexByte(rest, 0)
+	if i < 0 {
+		return tp{}, false
+	}
+	p, err := strconv.Atoi(rest[i+1:])
+	if err != nil {
+		return tp{}, false
+	}
+	return tp{rest[:i], int32(p)}, true
+}
+
+// startBroadcast creates the consumer of the broadcast topics: a plain
+// (group-less) consumer of every partition, polled without blocking by the
+// processing loop and positioned at the smallest position of any task.
+func (r *Runner) startBroadcast(ctx context.Context) error {
+	topics := make([]string, 0, len(r.bcast))
+	for t := range r.bcast {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	opts := append(r.baseOpts(),
+		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
+	)
+	if r.p.mode == ExactlyOnce {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return &configError{err}
+	}
+	r.bcl = cl
+	return nil
+}
+
+// initBroadcastPositions gives tasks that never saw a broadcast topic the
+// topic's current end as their position, then rewinds the broadcast
+// consumer to the smallest position of any task.
+func (r *Runner) initBroadcastPositions(ctx context.Context, fresh []*task) error {
+	if r.bcl == nil {
+		return nil
+	}
+	topics := make([]string, 0, len(r.bcast))
+	for t := range r.bcast {
+		topics = append(topics, t)
+	}
+	ends, err := r.adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("list broadcast end offsets: %w", err)
+	}
+	for _, t := range fresh {
+		for topic, ps := range ends {
+			for p, o := range ps {
+				k := tp{topic, p}
+				if _, ok := t.bpos[k]; !ok && o.Err == nil {
+					t.bpos[k] = o.Offset
+				}
+			}
+		}
+	}
+	r.rewindBroadcast()
+	return nil
+}
+
+// rewindBroadcast points the broadcast consumer at the smallest position of
+// any task; records a task has already seen are skipped on delivery.
+func (r *Runner) rewindBroadcast() {
+	if r.bcl == nil {
+		return
+	}
+	set := make(map[string]map[int32]kgo.EpochOffset)
+	for _, t := range r.tasks {
+		for k, off := range t.bpos {
+			if set[k.topic] == nil {
+				set[k.topic] = make(map[int32]kgo.EpochOffset)
+			}
+			if cur, ok := set[k.topic][k.partition]; !ok || off < cur.Offset {
+				set[k.topic][k.partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
+			}
+		}
+	}
+	r.bcl.SetOffsets(set)
+}
+
+// deliverBroadcast hands every buffered broadcast record to every task that
+// has not seen it, advancing the task's position in its system store (in the
+// same transaction as the handler's effects).
+func (r *Runner) deliverBroadcast() *transientError {
+	if r.bcl == nil || time.Now().Before(r.hold) {
+		return nil
+	}
+	fs := r.bcl.PollRecords(nil, r.cfg.MaxPollRecords) // nil context: take what is buffered, never block
+	var te *transientError
+	parts := sortedPartitions(r.tasks)
+	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if te != nil || len(fp.Records) == 0 {
+			return
+		}
+		in := r.bcast[fp.Topic]
+		key := tp{fp.Topic, fp.Partition}
+		for _, rec := range fp.Records {
+			for _, p := range parts {
+				t := r.tasks[p]
+				if pos, ok := t.bpos[key]; ok && rec.Offset < pos {
+					continue
+				}
+				if err := r.ensureTxn(); err != nil {
+					te = &transientError{key, rec.Offset, err}
+					return
+				}
+				if err := r.handleRecord(in, t, rec); err != nil {
+					te = &transientError{key, rec.Offset, err}
+					return
+				}
+				t.bpos[key] = rec.Offset + 1
+				var v [8]byte
+				binary.BigEndian.PutUint64(v[:], uint64(rec.Offset+1))
+				r.ctx.t = t
+				if err := r.p.sys.Put(&r.ctx, bcastKey(key), v[:]); err != nil {
+					te = &transientError{key, rec.Offset, err}
+					return
+				}
+			}
+		}
+		r.m.recordsIn.WithLabelValues(fp.Topic).Add(float64(len(fp.Records)))
+	})
+	if te != nil {
+		// A broadcast partition is not paused: the whole batch is
+		// retried after the backoff of the topic.
+		te.tp.partition = -1
+	}
+	return te
+}
