@@ -17,7 +17,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cratestream/cratestream/internal/kv"
 )
@@ -172,6 +174,13 @@ type Runner struct {
 	window     map[tp]int64 // first offset processed per partition since the last commit
 	paused     map[tp]time.Time
 	hold       time.Time // timers and broadcasts wait until then after a transient failure
+
+	// At-least-once commit state (see advanceCommit).
+	next       map[tp]int64 // next offset per partition processed since the last snapshot
+	pending    map[string]map[int32]kgo.EpochOffset
+	pendingGen int
+	gen        int
+	gens       [2]atomic.Int64 // records in flight per producer generation
 	backoff    map[tp]time.Duration
 	blocked    atomic.Bool
 	fatal      atomic.Pointer[error]
@@ -179,14 +188,16 @@ type Runner struct {
 	killed     atomic.Bool
 	loopAlive  atomic.Int64 // unix nanos of the last loop iteration
 
-	produceMu  sync.Mutex
-	produceErr error
-	recOut     []*kgo.Record
-	undo       []func()
-	ctx        Ctx
-	dlqCount   atomic.Int64
-	processed  atomic.Int64
-	restoredN  atomic.Int64
+	produceMu    sync.Mutex
+	produceErr   error
+	recOut       []*kgo.Record
+	undo         []func()
+	ctx          Ctx
+	dlqCount     atomic.Int64
+	processed    atomic.Int64
+	restoredN    atomic.Int64
+	lastRestore  atomic.Int64
+	lastRestored atomic.Int64
 
 	lookupOnce sync.Once
 	lk         *lookupState
@@ -219,6 +230,7 @@ func NewRunner(p *Processor, cfg Config) (*Runner, error) {
 		bcast:      make(map[string]input),
 		timerDefs:  make(map[string]timerDef),
 		window:     make(map[tp]int64),
+		next:       make(map[tp]int64),
 		paused:     make(map[tp]time.Time),
 		backoff:    make(map[tp]time.Duration),
 	}
@@ -270,6 +282,10 @@ type Stats struct {
 	DeadLetters int64
 	Restored    int64 // changelog records replayed
 	Tasks       int
+	// LastRestore is the duration of the latest restore of newly assigned
+	// tasks and LastRestored the records it replayed.
+	LastRestore  time.Duration
+	LastRestored int64
 }
 
 // Stats returns the runner's counters.
@@ -277,7 +293,8 @@ func (r *Runner) Stats() Stats {
 	r.mu.Lock()
 	n := len(r.tasks)
 	r.mu.Unlock()
-	return Stats{Processed: r.processed.Load(), DeadLetters: r.dlqCount.Load(), Restored: r.restoredN.Load(), Tasks: n}
+	return Stats{Processed: r.processed.Load(), DeadLetters: r.dlqCount.Load(), Restored: r.restoredN.Load(), Tasks: n,
+		LastRestore: time.Duration(r.lastRestore.Load()), LastRestored: r.lastRestored.Load()}
 }
 
 // Run processes until ctx is canceled, then commits, leaves the group and
@@ -576,8 +593,11 @@ func (r *Runner) loop(ctx context.Context) error {
 // next timer fires or broadcast records may be waiting.
 func (r *Runner) nextWake() time.Duration {
 	wait := 250 * time.Millisecond
-	if r.dirty {
+	if r.dirty || len(r.next) > 0 {
 		wait = min(wait, time.Until(r.lastCommit.Add(r.cfg.CommitInterval)))
+	}
+	if r.pending != nil {
+		wait = min(wait, 2*time.Millisecond)
 	}
 	if len(r.bcast) > 0 {
 		wait = min(wait, 20*time.Millisecond)
@@ -636,6 +656,9 @@ func (r *Runner) iterate(ctx context.Context, fs kgo.Fetches) error {
 			n++
 		}
 		last := fp.Records[len(fp.Records)-1]
+		if r.p.mode == AtLeastOnce {
+			r.next[key] = last.Offset + 1
+		}
 		r.m.lag.WithLabelValues(fp.Topic, strconv.Itoa(int(fp.Partition))).Set(float64(fp.HighWatermark - last.Offset - 1))
 		r.m.recordsIn.WithLabelValues(fp.Topic).Add(float64(len(fp.Records)))
 		if _, ok := r.backoff[key]; ok {
@@ -659,12 +682,25 @@ func (r *Runner) iterate(ctx context.Context, fs kgo.Fetches) error {
 			r.m.latency.Observe(end.Sub(rec.Timestamp).Seconds())
 		})
 	}
-	if r.p.mode == AtLeastOnce && r.dirty {
-		// Changelog writes go out per batch for latency; offsets and
-		// the base stores follow at the commit interval.
-		if err := r.flushStores(); err != nil {
+	if r.p.mode == AtLeastOnce {
+		// Changelog writes go out per batch for latency; offsets follow
+		// asynchronously. Rebalances may proceed at once: the revoke
+		// callback commits synchronously.
+		if r.dirty {
+			if err := r.flushStores(); err != nil {
+				return err
+			}
+			if err := r.applyWrites(); err != nil {
+				return err
+			}
+		}
+		if err := r.advanceCommit(ctx); err != nil {
 			return err
 		}
+		r.blocked.Store(false)
+		r.cl.AllowRebalance()
+		r.resumeDue()
+		return nil
 	}
 	if r.dirty && (time.Since(r.lastCommit) >= r.cfg.CommitInterval || r.blocked.Load() || ctx.Err() != nil) {
 		if err := r.commit(ctx); err != nil {
@@ -766,7 +802,10 @@ func (r *Runner) emit(topic string, key, value []byte) error {
 
 func (r *Runner) produce(rec *kgo.Record, done func(*kgo.Record)) {
 	topic := rec.Topic
+	gen := &r.gens[r.gen]
+	gen.Add(1)
 	r.cl.Produce(r.runCtx, rec, func(rec *kgo.Record, err error) {
+		defer gen.Add(-1)
 		if err != nil {
 			r.produceMu.Lock()
 			if r.produceErr == nil {
@@ -811,20 +850,22 @@ func (r *Runner) flushStores() error {
 	return nil
 }
 
-// commit makes the work since the last commit durable: outputs, changelog
-// writes and input offsets (atomically in exactly-once mode), then applies
-// the writes to the base stores.
+// commit makes the work since the last commit durable.
 func (r *Runner) commit(ctx context.Context) error {
+	if r.p.mode == ExactlyOnce {
+		return r.commitTxn(ctx)
+	}
+	return r.commitSync(ctx)
+}
+
+// commitTxn ends the transaction: outputs, changelog writes and input
+// offsets commit together, then the writes reach the base stores.
+func (r *Runner) commitTxn(ctx context.Context) error {
 	if err := r.flushStores(); err != nil {
 		return err
 	}
-	committed := false
-	switch r.p.mode {
-	case ExactlyOnce:
-		if !r.inTxn {
-			committed = true // timers or broadcasts with no writes
-			break
-		}
+	committed := true // timers or broadcasts that wrote nothing
+	if r.inTxn {
 		ok, err := r.sess.End(ctx, kgo.TryCommit)
 		r.inTxn = false
 		r.takeProduceErr() // part of End's verdict
@@ -834,23 +875,6 @@ func (r *Runner) commit(ctx context.Context) error {
 			return fmt.Errorf("end transaction: %w", err)
 		}
 		committed = ok && !r.doomed
-	case AtLeastOnce:
-		if err := r.cl.Flush(ctx); err != nil {
-			return fmt.Errorf("flush: %w", err)
-		}
-		if err := r.takeProduceErr(); err != nil {
-			r.log.Warn("produce failed; replaying since the last commit", "err", err)
-			r.rewind()
-			r.discardAll()
-			r.m.txns.WithLabelValues("aborted").Inc()
-			return nil
-		}
-		if err := r.cl.CommitUncommittedOffsets(ctx); err != nil {
-			// The outputs are out; the records will be seen again:
-			// at-least-once.
-			r.log.Warn("commit offsets", "err", err)
-		}
-		committed = true
 	}
 	if !committed {
 		r.log.Info("transaction aborted (rebalance); reprocessing from the committed offsets")
@@ -876,6 +900,156 @@ func (r *Runner) commit(ctx context.Context) error {
 	return nil
 }
 
+// At-least-once commits never block the loop. Every batch's changelog
+// writes are produced and applied to the base stores at once; every commit
+// interval the processed offsets are snapshotted and the producer generation
+// switched; once every record of the old generation is acknowledged, the
+// snapshot is committed asynchronously and the stores checkpointed. A failed
+// produce rewinds to the last committed offsets instead.
+
+// applyWrites moves the flushed writes of every task into its base stores.
+func (r *Runner) applyWrites() error {
+	for _, t := range r.tasks {
+		for _, s := range t.stores {
+			if err := s.commit(kv.NoCheckpoint); err != nil {
+				return err
+			}
+		}
+	}
+	r.dirty = false
+	return nil
+}
+
+// checkpointStores records, per store, the changelog position its base
+// holds: everything acknowledged so far has been applied.
+func (r *Runner) checkpointStores() error {
+	for _, t := range r.tasks {
+		for i, s := range t.stores {
+			if o := t.lastOffset[i].Load(); o >= 0 {
+				if err := s.base().Apply(&kv.Batch{Checkpoint: o + 1}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Runner) snapshotOffsets() map[string]map[int32]kgo.EpochOffset {
+	out := make(map[string]map[int32]kgo.EpochOffset)
+	for k, off := range r.next {
+		if out[k.topic] == nil {
+			out[k.topic] = make(map[int32]kgo.EpochOffset)
+		}
+		out[k.topic][k.partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
+	}
+	clear(r.next)
+	return out
+}
+
+// advanceCommit drives the asynchronous at-least-once commit.
+func (r *Runner) advanceCommit(ctx context.Context) error {
+	if r.pending != nil {
+		if r.gens[r.pendingGen].Load() > 0 {
+			return nil // outputs of the snapshot still in flight
+		}
+		if err := r.takeProduceErr(); err != nil {
+			r.log.Warn("produce failed; replaying since the last commit", "err", err)
+			r.pending = nil
+			r.rewind()
+			r.discardAll()
+			r.m.txns.WithLabelValues("aborted").Inc()
+			return nil
+		}
+		if err := r.checkpointStores(); err != nil {
+			return err
+		}
+		offsets := r.pending
+		r.pending = nil
+		r.cl.CommitOffsets(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err == nil {
+				for _, t := range resp.Topics {
+					for _, p := range t.Partitions {
+						if p.ErrorCode != 0 && err == nil {
+							err = kerr.ErrorForCode(p.ErrorCode)
+						}
+					}
+				}
+			}
+			if err != nil {
+				// The records are seen again after a rebalance:
+				// at-least-once.
+				r.log.Warn("commit offsets", "err", err)
+			}
+		})
+		for topic, ps := range offsets {
+			for p, eo := range ps {
+				r.window[tp{topic, p}] = eo.Offset
+			}
+		}
+		r.m.txns.WithLabelValues("committed").Inc()
+		r.lastCommit = time.Now()
+		return nil
+	}
+	if len(r.next) > 0 && (time.Since(r.lastCommit) >= r.cfg.CommitInterval || r.blocked.Load() || ctx.Err() != nil) {
+		r.pending = r.snapshotOffsets()
+		r.pendingGen = r.gen
+		r.gen ^= 1
+	}
+	return nil
+}
+
+// commitSync commits everything processed, waiting for the outputs: the
+// at-least-once commit of a revoke and of shutdown.
+func (r *Runner) commitSync(ctx context.Context) error {
+	if err := r.flushStores(); err != nil {
+		return err
+	}
+	if err := r.applyWrites(); err != nil {
+		return err
+	}
+	if err := r.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	if err := r.takeProduceErr(); err != nil {
+		r.log.Warn("produce failed; replaying since the last commit", "err", err)
+		r.pending = nil
+		clear(r.next)
+		r.rewind()
+		r.discardAll()
+		return nil
+	}
+	if err := r.checkpointStores(); err != nil {
+		return err
+	}
+	offsets := r.pending
+	if offsets == nil {
+		offsets = make(map[string]map[int32]kgo.EpochOffset)
+	}
+	for topic, ps := range r.snapshotOffsets() {
+		if offsets[topic] == nil {
+			offsets[topic] = make(map[int32]kgo.EpochOffset)
+		}
+		for p, eo := range ps {
+			offsets[topic][p] = eo
+		}
+	}
+	r.pending = nil
+	if len(offsets) > 0 {
+		var cerr error
+		r.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+			cerr = err
+		})
+		if cerr != nil {
+			r.log.Warn("commit offsets", "err", cerr)
+		}
+	}
+	r.m.txns.WithLabelValues("committed").Inc()
+	clear(r.window)
+	r.lastCommit = time.Now()
+	return nil
+}
+
 // discardAll drops every task's uncommitted work and reloads what lives in
 // memory beside the stores (timer index, broadcast positions).
 func (r *Runner) discardAll() {
@@ -890,6 +1064,8 @@ func (r *Runner) discardAll() {
 	}
 	r.dirty, r.doomed = false, false
 	clear(r.window)
+	clear(r.next)
+	r.pending = nil
 	r.lastCommit = time.Now()
 	r.rewindBroadcast()
 }
@@ -1035,7 +1211,7 @@ func (r *Runner) shutdown() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.dirty {
+	if r.dirty || len(r.next) > 0 || r.pending != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := r.commit(ctx); err != nil {
@@ -1140,6 +1316,7 @@ func (r *Runner) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 		fresh = append(fresh, t)
 	}
 	start := time.Now()
+	before := r.restoredN.Load()
 	if err := r.restore(ctx, fresh); err != nil {
 		for _, t := range fresh {
 			r.park(t)
@@ -1157,6 +1334,8 @@ func (r *Runner) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 	}
 	if len(fresh) > 0 {
 		r.m.restoreSecs.Observe(time.Since(start).Seconds())
+		r.lastRestore.Store(int64(time.Since(start)))
+		r.lastRestored.Store(r.restoredN.Load() - before)
 	}
 	for _, t := range fresh {
 		if err := r.loadTaskMeta(t); err != nil {
@@ -1201,7 +1380,7 @@ func (r *Runner) release(ctx context.Context, cl *kgo.Client, parts map[string][
 		return
 	}
 	r.m.rebalances.WithLabelValues(kind).Inc()
-	if r.dirty {
+	if r.dirty || len(r.next) > 0 || r.pending != nil {
 		switch {
 		case kind == "revoked" && r.p.mode == AtLeastOnce:
 			// Commit what we did before another member takes over.

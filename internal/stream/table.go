@@ -123,12 +123,16 @@ func (t *Table[K, V]) Get(c *Ctx, key K) (V, bool, error) {
 
 // Put sets key to value. The table keeps value: do not modify it after Put
 // unless you Put it again.
+//
+// If the handler then fails, its Puts and Deletes are undone; changes made
+// in place to a value returned by Get are not, so validate input before
+// modifying state.
 func (t *Table[K, V]) Put(c *Ctx, key K, value V) error {
 	s, err := t.state(c)
 	if err != nil {
 		return err
 	}
-	s.overlay[key] = &pendingValue[V]{val: value, dirty: true}
+	s.write(c, key, &pendingValue[V]{val: value, dirty: true})
 	return nil
 }
 
@@ -138,8 +142,20 @@ func (t *Table[K, V]) Delete(c *Ctx, key K) error {
 	if err != nil {
 		return err
 	}
-	s.overlay[key] = &pendingValue[V]{deleted: true, dirty: true}
+	s.write(c, key, &pendingValue[V]{deleted: true, dirty: true})
 	return nil
+}
+
+func (s *tableState[K, V]) write(c *Ctx, key K, e *pendingValue[V]) {
+	prev, had := s.overlay[key]
+	s.overlay[key] = e
+	c.r.undo = append(c.r.undo, func() {
+		if had {
+			s.overlay[key] = prev
+		} else {
+			delete(s.overlay, key)
+		}
+	})
 }
 
 // decodeCommitted reads key from a committed base store: the read path of

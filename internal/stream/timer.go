@@ -41,6 +41,19 @@ func NewTimer[T any](p *Processor, name string, codec Codec[T], fn func(c *Ctx, 
 
 func (t *Timer[T]) timerName() string { return t.name }
 
+// undoTimer restores the index entry of key if the handler fails.
+func (c *Ctx) undoTimer(key string) {
+	idx := c.t.timers
+	prev, had := idx.at[key]
+	c.r.undo = append(c.r.undo, func() {
+		if had {
+			idx.set(key, prev)
+		} else {
+			idx.remove(key)
+		}
+	})
+}
+
 func (t *Timer[T]) fire(c *Ctx, id string, payload []byte) error {
 	v, err := t.codec.Decode(payload)
 	if err != nil {
@@ -66,6 +79,7 @@ func (t *Timer[T]) Schedule(c *Ctx, id string, at time.Time, payload T) error {
 	if err := t.sys.Put(c, k, b); err != nil {
 		return err
 	}
+	c.undoTimer(k)
 	c.t.timers.set(k, at.UnixMilli())
 	return nil
 }
@@ -77,6 +91,7 @@ func (t *Timer[T]) Cancel(c *Ctx, id string) error {
 		return errNoTask
 	}
 	k := timerKey(t.name, id)
+	c.undoTimer(k)
 	c.t.timers.remove(k)
 	return t.sys.Delete(c, k)
 }
