@@ -100,8 +100,8 @@ type ProfileResult struct {
 	Elapsed      time.Duration
 	EventsPerSec float64
 	// P50/P99 of produce-to-visible latency at the paced rate (at-least-once).
-	P50, P99 time.Duration
-	PacedRate    float64
+	P50, P99  time.Duration
+	PacedRate float64
 }
 
 // benchCluster is an embedded 3-broker cluster with the profile topics.

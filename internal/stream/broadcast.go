@@ -116,7 +116,8 @@ func (r *Runner) deliverBroadcast() *transientError {
 	if r.bcl == nil || time.Now().Before(r.hold) {
 		return nil
 	}
-	fs := r.bcl.PollRecords(nil, r.cfg.MaxPollRecords) // nil context: take what is buffered, never block
+	//lint:ignore SA1012 a nil context is kgo's documented "take what is buffered, never block"
+	fs := r.bcl.PollRecords(nil, r.cfg.MaxPollRecords)
 	var te *transientError
 	parts := sortedPartitions(r.tasks)
 	fs.EachPartition(func(fp kgo.FetchTopicPartition) {

@@ -163,7 +163,9 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 // seqCodec is a decimal int64 that refuses "poison".
 type seqCodec struct{}
 
-func (seqCodec) Append(dst []byte, v int64) ([]byte, error) { return strconv.AppendInt(dst, v, 10), nil }
+func (seqCodec) Append(dst []byte, v int64) ([]byte, error) {
+	return strconv.AppendInt(dst, v, 10), nil
+}
 func (seqCodec) Decode(b []byte) (int64, error) {
 	v, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil {

@@ -160,11 +160,10 @@ type Runner struct {
 	bcast      map[string]input
 	timerDefs  map[string]timerDef
 
-	cl    *kgo.Client
-	sess  *kgo.GroupTransactSession
-	adm   *kadm.Client
-	bcl   *kgo.Client // broadcast consumer
-	bchan chan []*kgo.Record
+	cl   *kgo.Client
+	sess *kgo.GroupTransactSession
+	adm  *kadm.Client
+	bcl  *kgo.Client // broadcast consumer
 
 	runCtx     context.Context
 	inTxn      bool
@@ -385,7 +384,6 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 			kgo.TransactionalID(r.p.name+"-"+r.cfg.InstanceID),
 			kgo.TransactionTimeout(r.cfg.TransactionTimeout),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.RequireStableFetchOffsets(),
 		)
 		r.sess, err = kgo.NewGroupTransactSession(opts...)
 		if err != nil {
@@ -661,9 +659,7 @@ func (r *Runner) iterate(ctx context.Context, fs kgo.Fetches) error {
 		}
 		r.m.lag.WithLabelValues(fp.Topic, strconv.Itoa(int(fp.Partition))).Set(float64(fp.HighWatermark - last.Offset - 1))
 		r.m.recordsIn.WithLabelValues(fp.Topic).Add(float64(len(fp.Records)))
-		if _, ok := r.backoff[key]; ok {
-			delete(r.backoff, key)
-		}
+		delete(r.backoff, key)
 	})
 	if transient == nil {
 		transient = r.fireTimers()

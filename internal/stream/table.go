@@ -158,25 +158,6 @@ func (s *tableState[K, V]) write(c *Ctx, key K, e *pendingValue[V]) {
 	})
 }
 
-// decodeCommitted reads key from a committed base store: the read path of
-// key lookups from outside the processing loop.
-func (t *Table[K, V]) decodeCommitted(b kv.Store, key K) (V, bool, error) {
-	var zero V
-	kb, err := t.key.Append(nil, key)
-	if err != nil {
-		return zero, false, err
-	}
-	raw, ok, err := b.Get(kb)
-	if err != nil || !ok {
-		return zero, false, err
-	}
-	v, err := t.value.Decode(raw)
-	if err != nil {
-		return zero, false, fmt.Errorf("store %s: decode value: %w", t.name, err)
-	}
-	return v, true, nil
-}
-
 type pendingValue[V any] struct {
 	val     V
 	deleted bool

@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/cratestream/cratestream/internal/bench"
+	"github.com/cratestream/cratestream/internal/stream"
+)
+
+func benchCommand() command {
+	c := command{
+		name:    "bench",
+		summary: "run a named end-to-end benchmark and print its result lines",
+		usage: `Usage: cratestream bench [flags] <name>
+
+Runs a benchmark on the embedded 3-broker cluster. Progress goes to stderr;
+results go to stdout, one line each, in the stable form
+
+  bench=<name> key=value ...
+
+Benchmarks:
+  profile   interactions per second through the profile processor, preloaded
+            (--events over --users uniformly drawn users, --partitions partitions):
+              bench=profile mode=at-least-once events_per_s=N p50_ms=F p99_ms=F paced_rate=N
+              bench=profile mode=exactly-once events_per_s=N
+            p50/p99 are produce-to-visible latencies (a consumer of user-profiles.v1 sees
+            the profile) at --paced-rate events/s for --paced-for; then runs "restore".
+  restore   restore rate of a --restore-keys key changelog into a new instance:
+              bench=restore records=N seconds=F records_per_s=N`,
+	}
+	c.run = func(ctx context.Context, env *Env, args []string) error {
+		fs := newFlags(env, c)
+		events := fs.Int("events", 2_000_000, "preloaded interactions (profile)")
+		users := fs.Int("users", 1_000_000, "distinct users (profile)")
+		partitions := fs.Int("partitions", 12, "partitions of interactions.v1 and user-profiles.v1")
+		pacedRate := fs.Int("paced-rate", 20000, "events/s of the latency measurement")
+		pacedFor := fs.Duration("paced-for", 10*time.Second, "duration of the latency measurement")
+		restoreKeys := fs.Int("restore-keys", 1_000_000, "keys in the restored changelog")
+		quiet := fs.Bool("quiet", false, "no progress on stderr")
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return usagef("name one benchmark: profile or restore")
+		}
+		var progress io.Writer = env.Stderr
+		if *quiet {
+			progress = io.Discard
+		}
+		cfg := bench.ProfileConfig{
+			Events: *events, Users: *users, Partitions: *partitions,
+			PacedRate: *pacedRate, PacedFor: *pacedFor, RestoreKeys: *restoreKeys,
+			Progress: progress,
+		}
+		switch fs.Arg(0) {
+		case "profile":
+			for _, m := range []stream.Mode{stream.AtLeastOnce, stream.ExactlyOnce} {
+				r, err := bench.ProfileThroughput(ctx, cfg, m)
+				if err != nil {
+					return fmt.Errorf("profile %s: %w", m, err)
+				}
+				kv := []any{"mode", m, "events", r.Events, "events_per_s", int(r.EventsPerSec)}
+				if m == stream.AtLeastOnce {
+					kv = append(kv, "p50_ms", ms(r.P50), "p99_ms", ms(r.P99), "paced_rate", int(r.PacedRate))
+				}
+				fmt.Fprintln(env.Stdout, bench.Line("profile", kv...))
+			}
+			return benchRestore(ctx, env, cfg)
+		case "restore":
+			return benchRestore(ctx, env, cfg)
+		default:
+			return usagef("unknown benchmark %q (have %s)", fs.Arg(0), strings.Join([]string{"profile", "restore"}, ", "))
+		}
+	}
+	return c
+}
+
+func benchRestore(ctx context.Context, env *Env, cfg bench.ProfileConfig) error {
+	r, err := bench.Restore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	fmt.Fprintln(env.Stdout, bench.Line("restore", "records", r.Keys, "seconds", r.Elapsed, "records_per_s", int(r.RecordsPerSec)))
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cratestream/cratestream/internal/embedded"
+)
+
+var progressRE = regexp.MustCompile(`profile: (\d+) processed, (\d+) dead-lettered, 12 tasks, ready=true`)
+
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestUsageAndErrors(t *testing.T) {
+	out, _, code := run(t)
+	if code != 0 || !strings.Contains(out, "Commands:") {
+		t.Fatalf("usage: %d %q", code, out)
+	}
+	if _, errs, code := run(t, "nope"); code != 2 || !strings.Contains(errs, "unknown command") {
+		t.Fatalf("unknown command: %d %q", code, errs)
+	}
+	if _, errs, code := run(t, "topics", "--brokers", "", "check"); code != 2 || !strings.Contains(errs, "no brokers") {
+		t.Fatalf("missing brokers: %d %q", code, errs)
+	}
+	if out, _, code := run(t, "bench", "--help"); code != 0 || !strings.Contains(out, "bench=profile mode=at-least-once") {
+		t.Fatalf("bench help documents its output: %d %q", code, out)
+	}
+	if _, errs, code := run(t, "run", "--brokers", "x:1", "nosuch"); code != 2 || !strings.Contains(errs, "unknown processor") {
+		t.Fatalf("unknown processor: %d %q", code, errs)
+	}
+}
+
+func TestTopicsCreateAndCheckDrift(t *testing.T) {
+	k, err := embedded.StartKafka(embedded.KafkaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	brokers := strings.Join(k.Addrs(), ",")
+
+	out, errs, code := run(t, "topics", "--brokers", brokers, "check")
+	if code != 1 || !strings.Contains(errs, "interactions.v1: missing") {
+		t.Fatalf("check before create: %d %q %q", code, out, errs)
+	}
+	out, errs, code = run(t, "topics", "--brokers", brokers, "create")
+	if code != 0 || !strings.Contains(out, "created interactions.v1") || !strings.Contains(out, "created user-profiles.v1") {
+		t.Fatalf("create: %d %q %q", code, out, errs)
+	}
+	out, _, code = run(t, "topics", "--brokers", brokers, "check")
+	if code != 0 || !strings.Contains(out, "ok dlq.v1") {
+		t.Fatalf("check after create: %d %q", code, out)
+	}
+
+	// Drift: a topic with the wrong partition count and cleanup policy.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	if _, err := adm.DeleteTopics(ctx, "user-profiles.v1"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, err := adm.CreateTopic(ctx, 5, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("delete")}, "user-profiles.v1"); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code = run(t, "topics", "--brokers", brokers, "check")
+	if code != 1 || !strings.Contains(errs, "user-profiles.v1: has 5 partitions, catalogue says 12") ||
+		!strings.Contains(errs, `user-profiles.v1: cleanup.policy is "delete", catalogue says "compact"`) {
+		t.Fatalf("drift not reported: %d %q %q", code, out, errs)
+	}
+	if !strings.Contains(out, "ok interactions.v1") {
+		t.Errorf("healthy topics not listed: %q", out)
+	}
+}
+
+// The demo runs the embedded stack with generated traffic, prints progress,
+// dead-letters the invalid share and reuses its data directory.
+func TestDemoRunsAndResumes(t *testing.T) {
+	dir := t.TempDir()
+	for round := 0; round < 2; round++ {
+		out, errs, code := run(t, "demo", "--data-dir", dir, "--http", "127.0.0.1:0", "--duration", "4s",
+			"--rate", "400", "--bad-rate", "0.01", "--progress", "1s")
+		if code != 0 {
+			t.Fatalf("demo: %d\n%s\n%s", code, out, errs)
+		}
+		for _, want := range []string{"kafka       3 in-process brokers", "progress: produced", "profile: ", "stopped after producing"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("round %d: output lacks %q:\n%s", round, want, out)
+			}
+		}
+		if round == 1 && !strings.Contains(out, "0 created now") {
+			t.Errorf("second run did not reuse the topics:\n%s", out)
+		}
+		m := progressRE.FindAllStringSubmatch(out, -1)
+		if len(m) == 0 {
+			t.Fatalf("round %d: no progress line:\n%s", round, out)
+		}
+		last := m[len(m)-1]
+		if processed, _ := strconv.Atoi(last[1]); processed == 0 {
+			t.Errorf("round %d: nothing processed:\n%s", round, out)
+		}
+		if dead, _ := strconv.Atoi(last[2]); dead == 0 {
+			t.Errorf("round %d: invalid traffic was not dead-lettered:\n%s", round, out)
+		}
+	}
+}

@@ -1,0 +1,211 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cratestream/cratestream/internal/embedded"
+	"github.com/cratestream/cratestream/internal/gen"
+	"github.com/cratestream/cratestream/internal/ops"
+	"github.com/cratestream/cratestream/internal/stream"
+	"github.com/cratestream/cratestream/schemas/topics"
+)
+
+func demoCommand() command {
+	c := command{
+		name:    "demo",
+		summary: "run the whole pipeline on the embedded stack with generated traffic",
+		usage: `Usage: cratestream demo [flags]
+
+Starts the embedded stack in --data-dir: a 3-broker in-process Kafka (franz-go
+kfake, persisted), Redis (redis-server child process, or in-process miniredis
+when redis-server is not installed) and ClickHouse (clickhouse-server child
+process when installed). Creates the topics, runs every processor in this
+process, generates collector traffic at --rate events/s (a --bad-rate share of
+it invalid, to show the dead-letter topic) and prints progress every
+--progress. Ctrl-C stops cleanly; a second run reuses the data directory.
+
+The ops server (--http) serves /metrics, /healthz and /readyz.`,
+	}
+	c.run = func(ctx context.Context, env *Env, args []string) error {
+		fs := newFlags(env, c)
+		dataDir := fs.String("data-dir", ".demo", "where the embedded stack keeps its data")
+		httpAddr := fs.String("http", "127.0.0.1:8080", "ops (and later web UI) listen address")
+		rate := fs.Int("rate", 500, "generated interactions per second")
+		users := fs.Int("users", 5000, "generated collectors")
+		releases := fs.Int("releases", 20000, "releases in the generated catalogue")
+		badRate := fs.Float64("bad-rate", 0.002, "share of generated interactions that are invalid")
+		every := fs.Duration("progress", 2*time.Second, "progress interval")
+		duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if *duration > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, *duration)
+			defer cancel()
+		}
+		return runDemo(ctx, env, demoOptions{
+			dataDir: *dataDir, httpAddr: *httpAddr, rate: *rate, users: *users,
+			releases: *releases, badRate: *badRate, every: *every,
+		})
+	}
+	return c
+}
+
+type demoOptions struct {
+	dataDir, httpAddr     string
+	rate, users, releases int
+	badRate               float64
+	every                 time.Duration
+}
+
+func runDemo(ctx context.Context, env *Env, o demoOptions) error {
+	out := env.Stdout
+	dir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "cratestream demo: embedded stack in %s\n", dir)
+	k, err := embedded.StartKafka(embedded.KafkaOptions{DataDir: filepath.Join(dir, "kafka"), Logger: env.Logger})
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	fmt.Fprintf(out, "  kafka       3 in-process brokers (franz-go kfake) at %v\n", k.Addrs())
+
+	rds, err := embedded.StartRedis(ctx, embedded.RedisOptions{Dir: filepath.Join(dir, "redis"), AllowInProcess: true})
+	if err != nil {
+		return err
+	}
+	defer rds.Close()
+	if rds.Kind == "redis-server" {
+		fmt.Fprintf(out, "  redis       redis-server at %s\n", rds.Addr)
+	} else {
+		fmt.Fprintf(out, "  redis       %s at %s (install redis-server for the real one: apt-get install redis-server)\n", rds.Kind, rds.Addr)
+	}
+	ch, err := embedded.StartClickHouse(ctx, embedded.ClickHouseOptions{Dir: filepath.Join(dir, "clickhouse")})
+	switch {
+	case errors.Is(err, embedded.ErrClickHouseMissing):
+		fmt.Fprintf(out, "  clickhouse  not installed: running without it (%v)\n", err)
+	case err != nil:
+		fmt.Fprintf(out, "  clickhouse  failed to start, running without it: %v\n", err)
+	default:
+		defer ch.Close()
+		fmt.Fprintf(out, "  clickhouse  clickhouse-server at %s\n", ch.Addr)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	created, err := stream.CreateTopics(ctx, kadm.NewClient(cl), topics.Catalogue(), -1)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  topics      %d in the catalogue, %d created now\n", len(topics.Catalogue()), len(created))
+
+	srv := ops.NewServer()
+	bound, err := srv.Listen(o.httpAddr)
+	if err != nil {
+		return err
+	}
+	runners, err := buildRunners(processorNames(), "", buildOptions{}, stream.Config{
+		Brokers:       k.Addrs(),
+		InstanceID:    "demo",
+		StateDir:      filepath.Join(dir, "state"),
+		AdvertiseAddr: ops.AdvertiseAddr(bound, "127.0.0.1"),
+		Logger:        env.Logger,
+		Metrics:       srv.Registry,
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range runners {
+		srv.AddRunner(r)
+	}
+	fmt.Fprintf(out, "  processors  %v\n", processorNames())
+	fmt.Fprintf(out, "  ops         http://%s/metrics  http://%s/healthz  http://%s/readyz\n", bound, bound, bound)
+	fmt.Fprintln(out, "Generating traffic; Ctrl-C stops.")
+
+	var produced, bad atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return runAll(gctx, srv, runners) })
+	g.Go(func() error { return generate(gctx, cl, o, &produced, &bad) })
+	g.Go(func() error {
+		t := time.NewTicker(o.every)
+		defer t.Stop()
+		var last int64
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+			}
+			p := produced.Load()
+			line := fmt.Sprintf("progress: produced %d interactions (%.0f/s, %d invalid)", p, float64(p-last)/o.every.Seconds(), bad.Load())
+			last = p
+			for _, r := range runners {
+				st := r.Stats()
+				line += fmt.Sprintf(" | %s: %d processed, %d dead-lettered, %d tasks, ready=%v",
+					r.Processor().Name(), st.Processed, st.DeadLetters, st.Tasks, r.Ready())
+			}
+			fmt.Fprintln(out, line)
+		}
+	})
+	err = g.Wait()
+	fmt.Fprintf(out, "cratestream demo: stopped after producing %d interactions; data kept in %s\n", produced.Load(), dir)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+// generate produces interactions at o.rate until ctx ends.
+func generate(ctx context.Context, cl *kgo.Client, o demoOptions, produced, bad *atomic.Int64) error {
+	gn := gen.NewInteractions(gen.InteractionsConfig{Seed: uint64(time.Now().UnixNano()), Users: o.users, Releases: o.releases})
+	topic := topics.Interactions().Name
+	const tick = 50 * time.Millisecond
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	start := time.Now()
+	var sent int64
+	badEvery := int64(0)
+	if o.badRate > 0 {
+		badEvery = int64(1 / o.badRate)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		due := int64(time.Since(start).Seconds() * float64(o.rate))
+		for ; sent < due; sent++ {
+			ev := gn.Next(time.Now().UnixMilli())
+			if badEvery > 0 && sent%badEvery == badEvery-1 {
+				ev.Rating, ev.Kind = 9, 5 // a rating Discogs does not have: dead-lettered
+				bad.Add(1)
+			}
+			b, err := proto.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(ev.UserId), Value: b}, func(_ *kgo.Record, err error) {
+				if err == nil {
+					produced.Add(1)
+				}
+			})
+		}
+	}
+}
