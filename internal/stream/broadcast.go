@@ -81,6 +81,7 @@ func (r *Runner) initBroadcastPositions(ctx context.Context, fresh []*task) erro
 				k := tp{topic, p}
 				if _, ok := t.bpos[k]; !ok && o.Err == nil {
 					t.bpos[k] = o.Offset
+					t.bposUnsaved = true // persisted with the next commit
 				}
 			}
 		}
@@ -120,6 +121,25 @@ func (r *Runner) deliverBroadcast() *transientError {
 	fs := r.bcl.PollRecords(nil, r.cfg.MaxPollRecords)
 	var te *transientError
 	parts := sortedPartitions(r.tasks)
+	// Store the starting positions of new tasks, so that a reassignment
+	// resumes there rather than at a later end.
+	for _, p := range parts {
+		t := r.tasks[p]
+		if !t.bposUnsaved {
+			continue
+		}
+		if err := r.ensureTxn(); err != nil {
+			return &transientError{tp{"broadcast", -1}, -1, err}
+		}
+		r.dirty = true
+		r.ctx.t = t
+		for k, off := range t.bpos {
+			if err := r.p.sys.Put(&r.ctx, bcastKey(k), be8(off)); err != nil {
+				return &transientError{tp{"broadcast", -1}, -1, err}
+			}
+		}
+		t.bposUnsaved = false
+	}
 	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if te != nil || len(fp.Records) == 0 {
 			return
@@ -141,10 +161,8 @@ func (r *Runner) deliverBroadcast() *transientError {
 					return
 				}
 				t.bpos[key] = rec.Offset + 1
-				var v [8]byte
-				binary.BigEndian.PutUint64(v[:], uint64(rec.Offset+1))
 				r.ctx.t = t
-				if err := r.p.sys.Put(&r.ctx, bcastKey(key), v[:]); err != nil {
+				if err := r.p.sys.Put(&r.ctx, bcastKey(key), be8(rec.Offset+1)); err != nil {
 					te = &transientError{key, rec.Offset, err}
 					return
 				}
@@ -158,4 +176,10 @@ func (r *Runner) deliverBroadcast() *transientError {
 		te.tp.partition = -1
 	}
 	return te
+}
+
+func be8(v int64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(v))
+	return b[:]
 }

@@ -8,12 +8,14 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cratestream/cratestream/internal/embedded"
 	"github.com/cratestream/cratestream/internal/stream"
@@ -35,8 +37,23 @@ func clientOpts() []kgo.Opt {
 
 type cluster struct {
 	*embedded.Kafka
-	adm *kadm.Client
-	cl  *kgo.Client
+	adm      *kadm.Client
+	cl       *kgo.Client
+	shuffles atomic.Int32
+}
+
+// shuffleLeaders moves every partition's leadership (and bumps its leader
+// epoch).
+//
+// kfake answers OffsetForLeaderEpoch for an epoch whose successor holds no
+// batch yet with -1/-1 where Kafka answers the log end offset (Kafka records
+// the start of every epoch, kfake only epochs that have batches). Consumers
+// then believe the log was truncated and reset to the start. The control
+// installed by newCluster asks kfake about the current epoch instead, which
+// is what Kafka's answer amounts to on a log that is never truncated.
+func (c *cluster) shuffleLeaders() {
+	c.shuffles.Add(1)
+	c.ShufflePartitionLeaders()
 }
 
 func newCluster(t *testing.T, specs ...stream.TopicSpec) *cluster {
@@ -52,6 +69,18 @@ func newCluster(t *testing.T, specs ...stream.TopicSpec) *cluster {
 	}
 	t.Cleanup(cl.Close)
 	c := &cluster{Kafka: k, adm: kadm.NewClient(cl), cl: cl}
+	k.ControlKey(int16(kmsg.OffsetForLeaderEpoch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cur := c.shuffles.Load()
+		r := req.(*kmsg.OffsetForLeaderEpochRequest)
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				if p := &r.Topics[i].Partitions[j]; p.LeaderEpoch < cur {
+					p.LeaderEpoch = cur
+				}
+			}
+		}
+		return nil, nil, false
+	})
 	specs = append(specs, stream.TopicSpec{Name: "dlq.v1", Partitions: 3, Cleanup: stream.CleanupDelete})
 	if _, err := stream.CreateTopics(context.Background(), c.adm, specs, 1); err != nil {
 		t.Fatal(err)

@@ -137,7 +137,9 @@ type task struct {
 	lastOffset []atomic.Int64
 	timers     *timerIndex
 	bpos       map[tp]int64 // next broadcast offset to deliver
-	parkedAt   time.Time
+	// bposUnsaved: bpos holds starting positions not yet in the store.
+	bposUnsaved bool
+	parkedAt    time.Time
 }
 
 // Runner runs one instance of a processor.
@@ -165,7 +167,6 @@ type Runner struct {
 	adm  *kadm.Client
 	bcl  *kgo.Client // broadcast consumer
 
-	runCtx     context.Context
 	inTxn      bool
 	dirty      bool
 	doomed     bool // a callback discarded the work of the open transaction
@@ -307,6 +308,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	for {
 		err := r.runSession(ctx)
 		if ctx.Err() != nil || r.killed.Load() {
+			if err != nil && !errors.Is(err, context.Canceled) {
+				r.log.Error("session ended with an error during shutdown", "err", err)
+			}
 			return nil
 		}
 		var ce *configError
@@ -338,12 +342,12 @@ func (r *Runner) baseOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.ClientID("cratestream:" + r.p.name + ":" + r.cfg.InstanceID + "@" + r.cfg.AdvertiseAddr),
+		kgo.WithLogger(kgoLogger{r.log}),
 	}
 	return append(opts, r.cfg.ClientOpts...)
 }
 
 func (r *Runner) runSession(ctx context.Context) (err error) {
-	r.runCtx = ctx
 	adm, err := kgo.NewClient(r.baseOpts()...)
 	if err != nil {
 		return &configError{err}
@@ -378,6 +382,9 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.MaxBufferedRecords(200000),
 		kgo.FetchMaxBytes(64<<20),
+		// A resumed or rewound partition waits for the fetch in flight:
+		// keep that wait short (Kafka's default; kgo's is 5s).
+		kgo.FetchMaxWait(500*time.Millisecond),
 	)
 	if r.p.mode == ExactlyOnce {
 		opts = append(opts,
@@ -412,9 +419,7 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 func (r *Runner) prepareTopics(ctx context.Context) error {
 	var names []string
 	for t := range r.inputs {
-		if r.groupTopic[t] {
-			names = append(names, t)
-		}
+		names = append(names, t)
 	}
 	for _, s := range r.p.stores {
 		if !s.ownChangelog() {
@@ -430,7 +435,8 @@ func (r *Runner) prepareTopics(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list topics: %w", err)
 	}
-	counts := make(map[string]int32)
+	counts := make(map[string]int32) // joined: stateful inputs and shared changelogs
+	var sources int32                // largest stateless (repartition source) input
 	var missing []string
 	for _, n := range names {
 		d, ok := details[n]
@@ -440,20 +446,29 @@ func (r *Runner) prepareTopics(ctx context.Context) error {
 			}
 			continue
 		}
+		if in, isInput := r.inputs[n]; isInput && in.stateless() {
+			sources = max(sources, int32(len(d.Partitions)))
+			continue
+		}
 		counts[n] = int32(len(d.Partitions))
 	}
 	if len(missing) > 0 {
 		return &configError{fmt.Errorf("processor %s: input topics missing: %v (run: cratestream topics create)", r.p.name, missing)}
 	}
+	if err := checkCoPartitioned(r.p.name, counts); err != nil {
+		return &configError{err}
+	}
+	// Tasks follow the joined inputs; a processor fed only through its
+	// repartition topics takes the partition count of their sources.
 	var n int32
 	for _, c := range counts {
-		n = max(n, c)
+		n = c
+	}
+	if n == 0 {
+		n = sources
 	}
 	if n == 0 {
 		return &configError{fmt.Errorf("processor %s: cannot determine the partition count of its inputs", r.p.name)}
-	}
-	if err := checkCoPartitioned(r.p.name, counts); err != nil {
-		return &configError{err}
 	}
 	r.tmu.Lock()
 	r.partitions = n
@@ -800,7 +815,10 @@ func (r *Runner) produce(rec *kgo.Record, done func(*kgo.Record)) {
 	topic := rec.Topic
 	gen := &r.gens[r.gen]
 	gen.Add(1)
-	r.cl.Produce(r.runCtx, rec, func(rec *kgo.Record, err error) {
+	// Not the run's context: a record of the final commit at shutdown must
+	// not be refused because the run is ending. Closing the client fails
+	// whatever is still buffered.
+	r.cl.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
 		defer gen.Add(-1)
 		if err != nil {
 			r.produceMu.Lock()
@@ -848,10 +866,19 @@ func (r *Runner) flushStores() error {
 
 // commit makes the work since the last commit durable.
 func (r *Runner) commit(ctx context.Context) error {
+	// A commit runs to its end even when the run is being canceled: an
+	// End with a canceled context leaves the transaction open until it
+	// times out, blocking every read_committed reader of its partitions.
+	ctx, cancel := commitContext(ctx)
+	defer cancel()
 	if r.p.mode == ExactlyOnce {
 		return r.commitTxn(ctx)
 	}
 	return r.commitSync(ctx)
+}
+
+func commitContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 }
 
 // commitTxn ends the transaction: outputs, changelog writes and input
@@ -862,9 +889,20 @@ func (r *Runner) commitTxn(ctx context.Context) error {
 	}
 	committed := true // timers or broadcasts that wrote nothing
 	if r.inTxn {
-		ok, err := r.sess.End(ctx, kgo.TryCommit)
+		// A record that failed to produce is missing from the
+		// transaction: committing would commit its input without it.
+		try := kgo.TryCommit
+		if perr := r.takeProduceErr(); perr != nil {
+			r.log.Warn("produce failed; aborting the transaction", "err", perr)
+			try = kgo.TryAbort
+		}
+		ok, err := r.sess.End(ctx, try)
 		r.inTxn = false
-		r.takeProduceErr() // part of End's verdict
+		if perr := r.takeProduceErr(); perr != nil && ok {
+			// kgo aborts a transaction with a failed record; never
+			// trust a commit that lost one.
+			r.setFatal(fmt.Errorf("transaction committed despite a failed produce: %w", perr))
+		}
 		if err != nil {
 			r.discardAll()
 			r.m.txns.WithLabelValues("aborted").Inc()
@@ -962,7 +1000,7 @@ func (r *Runner) advanceCommit(ctx context.Context) error {
 		}
 		offsets := r.pending
 		r.pending = nil
-		r.cl.CommitOffsets(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		r.cl.CommitOffsets(context.WithoutCancel(ctx), offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 			if err == nil {
 				for _, t := range resp.Topics {
 					for _, p := range t.Partitions {
@@ -1106,7 +1144,9 @@ func (r *Runner) retryLater(ctx context.Context, te *transientError) error {
 	switch r.p.mode {
 	case ExactlyOnce:
 		if r.inTxn {
-			_, err := r.sess.End(ctx, kgo.TryAbort)
+			cctx, cancel := commitContext(ctx)
+			_, err := r.sess.End(cctx, kgo.TryAbort)
+			cancel()
 			r.inTxn = false
 			r.takeProduceErr()
 			if err != nil {
