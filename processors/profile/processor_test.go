@@ -57,7 +57,7 @@ func TestProfileProcessorEndToEnd(t *testing.T) {
 		rec("alice", in("3", "alice", 200, 12, remove)), // older than the add: ignored
 		rec("alice", in("1", "alice", 100, 11, add)),    // duplicate delivery
 		rec("bob", in("4", "bob", 100, 21, own)),
-		rec("bob", in("5", "alice", 100, 99, own)),     // wrong key: dead letter
+		rec("bob", in("5", "alice", 100, 99, own)),                                               // wrong key: dead letter
 		{Topic: topics.Interactions().Name, Key: []byte("bob"), Value: []byte{0xff, 0xff, 0xff}}, // undecodable
 		rec("bob", in("6", "bob", 150, 22, own)),
 	}
