@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -41,6 +42,7 @@ Benchmarks:
 		pacedFor := fs.Duration("paced-for", 10*time.Second, "duration of the latency measurement")
 		restoreKeys := fs.Int("restore-keys", 1_000_000, "keys in the restored changelog")
 		quiet := fs.Bool("quiet", false, "no progress on stderr")
+		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the first measured phase to this file")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -55,6 +57,14 @@ Benchmarks:
 			Events: *events, Users: *users, Partitions: *partitions,
 			PacedRate: *pacedRate, PacedFor: *pacedFor, RestoreKeys: *restoreKeys,
 			Progress: progress,
+		}
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			cfg.CPUProfile = f
 		}
 		switch fs.Arg(0) {
 		case "profile":

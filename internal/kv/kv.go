@@ -4,7 +4,10 @@
 // tell how much of its changelog it still has to replay.
 package kv
 
-import "errors"
+import (
+	"errors"
+	"slices"
+)
 
 // NoCheckpoint is the checkpoint of a store that has not applied anything.
 const NoCheckpoint int64 = -1
@@ -37,6 +40,12 @@ type Store interface {
 	Close() error
 }
 
+// Reserver is implemented by stores that can prepare for n keys (a restore
+// that knows how much it will replay).
+type Reserver interface {
+	Reserve(n int)
+}
+
 type op struct {
 	key, value []byte
 	del        bool
@@ -59,6 +68,9 @@ func (b *Batch) Put(key, value []byte) { b.ops = append(b.ops, op{key: key, valu
 
 // Delete removes key.
 func (b *Batch) Delete(key []byte) { b.ops = append(b.ops, op{key: key, del: true}) }
+
+// Grow makes room for n more writes.
+func (b *Batch) Grow(n int) { b.ops = slices.Grow(b.ops, n) }
 
 // Len is the number of writes in the batch.
 func (b *Batch) Len() int { return len(b.ops) }

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"fmt"
+	"hash/maphash"
 	"sort"
 	"testing"
 )
@@ -127,4 +128,63 @@ func BenchmarkMemoryApply(b *testing.B) {
 		_ = s.Apply(batch)
 	}
 	b.ReportMetric(float64(b.N*len(keys))/b.Elapsed().Seconds(), "puts/s")
+}
+
+// Keys whose hashes collide and values overwritten past the compaction
+// threshold keep their exact contents.
+func TestMemoryCollisionsAndCompaction(t *testing.T) {
+	s := NewMemory()
+	s.hash = func(_ maphash.Seed, b []byte) uint64 { return uint64(len(b)) } // everything of one length collides
+	want := map[string]string{}
+	for round := 0; round < 6; round++ {
+		b := NewBatch()
+		for i := 0; i < 20000; i++ {
+			k := fmt.Sprintf("key%05d", i)
+			v := fmt.Sprintf("%s-round%d-%0400d", k, round, i)
+			if i%7 == round {
+				b.Delete([]byte(k))
+				delete(want, k)
+				continue
+			}
+			b.Put([]byte(k), []byte(v))
+			want[k] = v
+		}
+		if err := s.Apply(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Len() != len(want) {
+		t.Fatalf("len %d, want %d", s.Len(), len(want))
+	}
+	for k, v := range want {
+		got, ok, _ := s.Get([]byte(k))
+		if !ok || string(got) != v {
+			t.Fatalf("%s = %.30q, %v", k, got, ok)
+		}
+	}
+	if s.garbage > s.live+32<<20 {
+		t.Errorf("garbage %d not compacted (live %d)", s.garbage, s.live)
+	}
+	n := 0
+	_ = s.Range(nil, func(k, v []byte) error { n++; return nil })
+	if n != len(want) {
+		t.Errorf("range saw %d keys, want %d", n, len(want))
+	}
+}
+
+// A value returned by Get stays intact after later writes and compactions.
+func TestMemoryGetSurvivesCompaction(t *testing.T) {
+	s := NewMemory()
+	b := NewBatch()
+	b.Put([]byte("k"), []byte("first"))
+	_ = s.Apply(b)
+	v, _, _ := s.Get([]byte("k"))
+	for i := 0; i < 200; i++ {
+		b.Reset()
+		b.Put([]byte("k"), make([]byte, 1<<20))
+		_ = s.Apply(b)
+	}
+	if string(v) != "first" {
+		t.Fatalf("held value changed to %.10q", v)
+	}
 }

@@ -82,6 +82,9 @@ func (r *Runner) restore(ctx context.Context, tasks []*task) error {
 				continue
 			}
 			targets[key] = &restoreTarget{store: st, name: def.storeName(), from: from, end: eo.Offset, last: from - 1, batch: kv.NewBatch()}
+			if rs, ok := st.base().(kv.Reserver); ok {
+				rs.Reserve(int(eo.Offset - from))
+			}
 			if consume[topic] == nil {
 				consume[topic] = make(map[int32]kgo.Offset)
 			}
@@ -132,6 +135,7 @@ func (r *Runner) restore(ctx context.Context, tasks []*task) error {
 				return
 			}
 			progressed = true
+			tg.batch.Grow(len(fp.Records))
 			for _, rec := range fp.Records {
 				if rec.Offset >= tg.end {
 					break
