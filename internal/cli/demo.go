@@ -46,6 +46,9 @@ The ops server (--http) serves /metrics, /healthz and /readyz.`,
 		badRate := fs.Float64("bad-rate", 0.002, "share of generated interactions that are invalid")
 		every := fs.Duration("progress", 2*time.Second, "progress interval")
 		duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
+		brokers := fs.String("brokers", "", "use this Kafka cluster instead of the embedded one")
+		redisAddr := fs.String("redis", "", "use this Redis (host:port) instead of starting one")
+		chAddr := fs.String("clickhouse", "", "use this ClickHouse (native host:port) instead of starting one")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -57,16 +60,18 @@ The ops server (--http) serves /metrics, /healthz and /readyz.`,
 		return runDemo(ctx, env, demoOptions{
 			dataDir: *dataDir, httpAddr: *httpAddr, rate: *rate, users: *users,
 			releases: *releases, badRate: *badRate, every: *every,
+			brokers: *brokers, redis: *redisAddr, clickhouse: *chAddr,
 		})
 	}
 	return c
 }
 
 type demoOptions struct {
-	dataDir, httpAddr     string
-	rate, users, releases int
-	badRate               float64
-	every                 time.Duration
+	brokers, redis, clickhouse string
+	dataDir, httpAddr          string
+	rate, users, releases      int
+	badRate                    float64
+	every                      time.Duration
 }
 
 func runDemo(ctx context.Context, env *Env, o demoOptions) error {
@@ -76,35 +81,52 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 		return err
 	}
 	fmt.Fprintf(out, "cratestream demo: embedded stack in %s\n", dir)
-	k, err := embedded.StartKafka(embedded.KafkaOptions{DataDir: filepath.Join(dir, "kafka"), Logger: env.Logger})
-	if err != nil {
-		return err
-	}
-	defer k.Close()
-	fmt.Fprintf(out, "  kafka       3 in-process brokers (franz-go kfake) at %v\n", k.Addrs())
-
-	rds, err := embedded.StartRedis(ctx, embedded.RedisOptions{Dir: filepath.Join(dir, "redis"), AllowInProcess: true})
-	if err != nil {
-		return err
-	}
-	defer rds.Close()
-	if rds.Kind == "redis-server" {
-		fmt.Fprintf(out, "  redis       redis-server at %s\n", rds.Addr)
+	var brokers []string
+	if o.brokers != "" {
+		if brokers, err = splitBrokers(o.brokers); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  kafka       external cluster at %v\n", brokers)
 	} else {
-		fmt.Fprintf(out, "  redis       %s at %s (install redis-server for the real one: apt-get install redis-server)\n", rds.Kind, rds.Addr)
-	}
-	ch, err := embedded.StartClickHouse(ctx, embedded.ClickHouseOptions{Dir: filepath.Join(dir, "clickhouse")})
-	switch {
-	case errors.Is(err, embedded.ErrClickHouseMissing):
-		fmt.Fprintf(out, "  clickhouse  not installed: running without it (%v)\n", err)
-	case err != nil:
-		fmt.Fprintf(out, "  clickhouse  failed to start, running without it: %v\n", err)
-	default:
-		defer ch.Close()
-		fmt.Fprintf(out, "  clickhouse  clickhouse-server at %s\n", ch.Addr)
+		k, err := embedded.StartKafka(embedded.KafkaOptions{DataDir: filepath.Join(dir, "kafka"), Logger: env.Logger})
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		brokers = k.Addrs()
+		fmt.Fprintf(out, "  kafka       3 in-process brokers (franz-go kfake) at %v\n", brokers)
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.ProducerLinger(5*time.Millisecond))
+	if o.redis != "" {
+		fmt.Fprintf(out, "  redis       external at %s\n", o.redis)
+	} else {
+		rds, err := embedded.StartRedis(ctx, embedded.RedisOptions{Dir: filepath.Join(dir, "redis"), AllowInProcess: true})
+		if err != nil {
+			return err
+		}
+		defer rds.Close()
+		if rds.Kind == "redis-server" {
+			fmt.Fprintf(out, "  redis       redis-server at %s\n", rds.Addr)
+		} else {
+			fmt.Fprintf(out, "  redis       %s at %s (install redis-server for the real one: apt-get install redis-server)\n", rds.Kind, rds.Addr)
+		}
+	}
+	if o.clickhouse != "" {
+		fmt.Fprintf(out, "  clickhouse  external at %s\n", o.clickhouse)
+	} else {
+		ch, err := embedded.StartClickHouse(ctx, embedded.ClickHouseOptions{Dir: filepath.Join(dir, "clickhouse")})
+		switch {
+		case errors.Is(err, embedded.ErrClickHouseMissing):
+			fmt.Fprintf(out, "  clickhouse  not installed: running without it (%v)\n", err)
+		case err != nil:
+			fmt.Fprintf(out, "  clickhouse  failed to start, running without it: %v\n", err)
+		default:
+			defer ch.Close()
+			fmt.Fprintf(out, "  clickhouse  clickhouse-server at %s\n", ch.Addr)
+		}
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		return err
 	}
@@ -121,7 +143,7 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 		return err
 	}
 	runners, err := buildRunners(processorNames(), "", buildOptions{}, stream.Config{
-		Brokers:       k.Addrs(),
+		Brokers:       brokers,
 		InstanceID:    "demo",
 		StateDir:      filepath.Join(dir, "state"),
 		AdvertiseAddr: ops.AdvertiseAddr(bound, "127.0.0.1"),
