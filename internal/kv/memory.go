@@ -187,10 +187,7 @@ func (s *Memory) compact() {
 	old := s.chunks
 	s.chunks = nil
 	s.live, s.garbage = 0, 0
-	free := make(map[uint32]bool, len(s.free))
-	for _, i := range s.free {
-		free[i] = true
-	}
+	free := s.freeSet()
 	for i, sl := range s.slots {
 		if free[uint32(i)] {
 			continue
@@ -199,6 +196,14 @@ func (s *Memory) compact() {
 		entry := c[sl.off : sl.off+sl.klen+sl.vlen]
 		s.slots[i] = s.write(entry[:sl.klen], entry[sl.klen:])
 	}
+}
+
+func (s *Memory) freeSet() map[uint32]bool {
+	free := make(map[uint32]bool, len(s.free))
+	for _, i := range s.free {
+		free[i] = true
+	}
+	return free
 }
 
 func (s *Memory) Checkpoint() (int64, error) {
@@ -218,10 +223,7 @@ func (s *Memory) Range(prefix []byte, fn func(k, v []byte) error) error {
 	}
 	type kvp struct{ k, v []byte }
 	var hits []kvp
-	free := make(map[uint32]bool, len(s.free))
-	for _, i := range s.free {
-		free[i] = true
-	}
+	free := s.freeSet()
 	for i, sl := range s.slots {
 		if free[uint32(i)] {
 			continue
