@@ -59,11 +59,160 @@ func DeadLetters() stream.Topic[[]byte, *pb.DeadLetter] {
 	}, stream.Codec[[]byte](stream.BytesCodec{}), stream.Codec[*pb.DeadLetter](stream.Proto[pb.DeadLetter]()))
 }
 
+// Listings is listings.v1: marketplace listings keyed by listing id
+// (decimal); a tombstone means the listing is gone.
+func Listings() stream.Topic[int64, *pb.Listing] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "listings.v1",
+		Partitions:  12,
+		Cleanup:     stream.CleanupCompact,
+		KeyEncoding: "listing id, decimal",
+		ValueType:   "cratestream.v1.Listing",
+		Description: "listings for sale (price, shipping, grades, seller, ships-from); tombstone = gone",
+	}, stream.Codec[int64](stream.Int64Codec{}), stream.Codec[*pb.Listing](stream.Proto[pb.Listing]()))
+}
+
+// Sellers is sellers.v1: marketplace sellers keyed by username.
+func Sellers() stream.Topic[string, *pb.Seller] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "sellers.v1",
+		Partitions:  6,
+		Cleanup:     stream.CleanupCompact,
+		KeyEncoding: "seller username, UTF-8",
+		ValueType:   "cratestream.v1.Seller",
+		Description: "sellers: rating percent, ratings count, ships-from",
+	}, stream.Codec[string](stream.StringCodec{}), stream.Codec[*pb.Seller](stream.Proto[pb.Seller]()))
+}
+
+// Releases is releases.v1: catalogue metadata keyed by release id.
+func Releases() stream.Topic[int64, *pb.Release] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "releases.v1",
+		Partitions:  12,
+		Cleanup:     stream.CleanupCompact,
+		KeyEncoding: "release id, decimal",
+		ValueType:   "cratestream.v1.Release",
+		Description: "release metadata from the monthly dumps: artists, labels, genres, styles, year, formats, master",
+	}, stream.Codec[int64](stream.Int64Codec{}), stream.Codec[*pb.Release](stream.Proto[pb.Release]()))
+}
+
+// Masters is masters.v1: master releases keyed by master id.
+func Masters() stream.Topic[int64, *pb.Master] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "masters.v1",
+		Partitions:  6,
+		Cleanup:     stream.CleanupCompact,
+		KeyEncoding: "master id, decimal",
+		ValueType:   "cratestream.v1.Master",
+		Description: "master releases from the monthly dumps",
+	}, stream.Codec[int64](stream.Int64Codec{}), stream.Codec[*pb.Master](stream.Proto[pb.Master]()))
+}
+
+// ReleaseStats is release-stats.v1: per-release market summary.
+func ReleaseStats() stream.Topic[int64, *pb.ReleaseStats] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "release-stats.v1",
+		Partitions:  12,
+		Cleanup:     stream.CleanupCompact,
+		KeyEncoding: "release id, decimal",
+		ValueType:   "cratestream.v1.ReleaseStats",
+		Description: "listing count, min and median price (EUR), last scraped",
+	}, stream.Codec[int64](stream.Int64Codec{}), stream.Codec[*pb.ReleaseStats](stream.Proto[pb.ReleaseStats]()))
+}
+
+// FxRates is fx-rates.v1: ECB reference rates keyed by currency.
+func FxRates() stream.Topic[string, *pb.FxRate] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "fx-rates.v1",
+		Partitions:  1,
+		Cleanup:     stream.CleanupCompact,
+		KeyEncoding: "ISO 4217 currency code",
+		ValueType:   "cratestream.v1.FxRate",
+		Description: "units of currency per EUR (ECB daily reference rates)",
+	}, stream.Codec[string](stream.StringCodec{}), stream.Codec[*pb.FxRate](stream.Proto[pb.FxRate]()))
+}
+
+// ScrapeRequests is scrape-requests.v1: releases to re-scrape.
+func ScrapeRequests() stream.Topic[int64, *pb.ScrapeRequest] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "scrape-requests.v1",
+		Partitions:  12,
+		Cleanup:     stream.CleanupDelete,
+		Retention:   7 * day,
+		KeyEncoding: "release id, decimal",
+		ValueType:   "cratestream.v1.ScrapeRequest",
+		Description: "releases whose marketplace page should be scraped",
+	}, stream.Codec[int64](stream.Int64Codec{}), stream.Codec[*pb.ScrapeRequest](stream.Proto[pb.ScrapeRequest]()))
+}
+
+// ScrapeDone is scrape-done.v1: finished scrapes (a broadcast input).
+func ScrapeDone() stream.Topic[int64, *pb.ScrapeDone] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "scrape-done.v1",
+		Partitions:  3,
+		Cleanup:     stream.CleanupDelete,
+		Retention:   7 * day,
+		KeyEncoding: "release id, decimal",
+		ValueType:   "cratestream.v1.ScrapeDone",
+		Description: "finished scrapes with the listings.v1 end offsets they produced",
+	}, stream.Codec[int64](stream.Int64Codec{}), stream.Codec[*pb.ScrapeDone](stream.Proto[pb.ScrapeDone]()))
+}
+
+// SyncRequests is sync-requests.v1: "bring my Discogs profile up to date".
+func SyncRequests() stream.Topic[string, *pb.SyncRequest] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "sync-requests.v1",
+		Partitions:  UserPartitions,
+		Cleanup:     stream.CleanupDelete,
+		Retention:   7 * day,
+		KeyEncoding: "user id, UTF-8",
+		ValueType:   "cratestream.v1.SyncRequest",
+		Description: "requests to import a user's Discogs wantlist and collection",
+	}, stream.Codec[string](stream.StringCodec{}), stream.Codec[*pb.SyncRequest](stream.Proto[pb.SyncRequest]()))
+}
+
+// SyncDone is sync-done.v1: finished profile syncs.
+func SyncDone() stream.Topic[string, *pb.SyncDone] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "sync-done.v1",
+		Partitions:  UserPartitions,
+		Cleanup:     stream.CleanupDelete,
+		Retention:   7 * day,
+		KeyEncoding: "user id, UTF-8",
+		ValueType:   "cratestream.v1.SyncDone",
+		Description: "finished profile syncs (counts, skipped, error)",
+	}, stream.Codec[string](stream.StringCodec{}), stream.Codec[*pb.SyncDone](stream.Proto[pb.SyncDone]()))
+}
+
+// RequestStatus is request-status.v1: stages of sync and cart requests.
+func RequestStatus() stream.Topic[string, *pb.RequestStatus] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "request-status.v1",
+		Partitions:  6,
+		Cleanup:     stream.CleanupDelete,
+		Retention:   3 * day,
+		KeyEncoding: "request id, UTF-8",
+		ValueType:   "cratestream.v1.RequestStatus",
+		Description: "stage and progress of sync and cart requests (mirrored in Redis)",
+	}, stream.Codec[string](stream.StringCodec{}), stream.Codec[*pb.RequestStatus](stream.Proto[pb.RequestStatus]()))
+}
+
 // Catalogue is every topic, in the order of the README's table.
 func Catalogue() []stream.TopicSpec {
 	return []stream.TopicSpec{
 		Interactions().TopicSpec,
 		UserProfiles().TopicSpec,
+		SyncRequests().TopicSpec,
+		SyncDone().TopicSpec,
+		Listings().TopicSpec,
+		Sellers().TopicSpec,
+		Releases().TopicSpec,
+		Masters().TopicSpec,
+		ReleaseStats().TopicSpec,
+		FxRates().TopicSpec,
+		ScrapeRequests().TopicSpec,
+		ScrapeDone().TopicSpec,
+		RequestStatus().TopicSpec,
 		DeadLetters().TopicSpec,
 	}
 }
