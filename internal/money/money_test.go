@@ -54,3 +54,31 @@ func TestDecimal(t *testing.T) {
 		}
 	}
 }
+
+func TestConvert(t *testing.T) {
+	tests := []struct {
+		minor      int64
+		from, to   string
+		fromR, toR string
+		want       int64
+	}{
+		{10587, "USD", "EUR", "1.0587", "1", 10000}, // exactly 100.00 EUR
+		{100, "EUR", "USD", "1", "1.0587", 106},     // 1.0587 -> 1.06
+		{150, "JPY", "EUR", "120.77", "1", 124},     // 150/120.77 = 1.24203 -> 1.24
+		{10000, "EUR", "JPY", "1", "120.77", 12077}, // JPY has no minor unit
+		{5, "EUR", "USD", "1", "1.1", 6},            // 0.055 -> 0.06 (half up)
+		{-5, "EUR", "USD", "1", "1.1", -6},
+	}
+	for _, tt := range tests {
+		fr, _ := ParseRate(tt.fromR)
+		to, _ := ParseRate(tt.toR)
+		if got := Convert(tt.minor, tt.from, fr, tt.to, to); got != tt.want {
+			t.Errorf("Convert(%d %s -> %s) = %d, want %d", tt.minor, tt.from, tt.to, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "0", "-1", "abc"} {
+		if _, err := ParseRate(bad); err == nil {
+			t.Errorf("ParseRate(%q) accepted", bad)
+		}
+	}
+}

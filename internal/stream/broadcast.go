@@ -75,6 +75,15 @@ func (r *Runner) initBroadcastPositions(ctx context.Context, fresh []*task) erro
 	if err != nil {
 		return fmt.Errorf("list broadcast end offsets: %w", err)
 	}
+	starts, err := r.adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("list broadcast start offsets: %w", err)
+	}
+	for topic, ps := range starts {
+		if r.bcast[topic].startsAtStart() {
+			ends[topic] = ps
+		}
+	}
 	for _, t := range fresh {
 		for topic, ps := range ends {
 			for p, o := range ps {

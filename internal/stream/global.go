@@ -213,6 +213,11 @@ func (g *GlobalTable[K, V]) Run(ctx context.Context) error {
 	}
 	g.started = true
 	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.started = false
+		g.mu.Unlock()
+	}()
 
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(g.cfg.Brokers...),
@@ -241,8 +246,8 @@ func (g *GlobalTable[K, V]) Run(ctx context.Context) error {
 			target[o.Partition] = o.Offset
 		}
 	})
-	caught := len(target) == 0
-	if caught {
+	caught := len(target) == 0 || isClosed(g.caught)
+	if caught && !isClosed(g.caught) {
 		close(g.caught)
 	}
 	lastProgress := time.Now()
@@ -291,7 +296,9 @@ func (g *GlobalTable[K, V]) Run(ctx context.Context) error {
 		}
 		if !caught && g.reached(target) {
 			caught = true
-			close(g.caught)
+			if !isClosed(g.caught) {
+				close(g.caught)
+			}
 		}
 		g.mu.Unlock()
 		if !caught && n == 0 && time.Since(lastProgress) > time.Second {
@@ -304,7 +311,7 @@ func (g *GlobalTable[K, V]) Run(ctx context.Context) error {
 						g.applied[o.Partition] = target[o.Partition]
 					}
 				})
-				if g.reached(target) {
+				if g.reached(target) && !isClosed(g.caught) {
 					caught = true
 					close(g.caught)
 					g.changed.Broadcast()
@@ -347,4 +354,13 @@ func (g *GlobalTable[K, V]) Keys(index, value string) []K {
 		out = append(out, k)
 	}
 	return out
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }

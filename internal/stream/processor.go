@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -52,8 +53,21 @@ type Processor struct {
 	outputs    []TopicSpec
 	internal   []TopicSpec
 	sys        *Table[string, []byte]
+	globals    []Global
 	errs       []error
 }
+
+// Global is reference data a processor reads while it runs (a GlobalTable):
+// the runner starts it and waits until it has caught up before joining the
+// group, so no record is processed against a half-loaded table.
+type Global interface {
+	Run(ctx context.Context) error
+	CaughtUp() <-chan struct{}
+	Topic() string
+}
+
+// UseGlobal makes the runner run g alongside the processor.
+func (p *Processor) UseGlobal(g Global) { p.globals = append(p.globals, g) }
 
 // NewProcessor starts the definition of a processor; name is its consumer
 // group id and the prefix of its internal topics.
@@ -86,17 +100,20 @@ type input interface {
 	// stateless inputs (repartition sources) are exempt from the
 	// co-partitioning check and may not touch task state.
 	stateless() bool
+	startsAtStart() bool
 	handle(c *Ctx, r *kgo.Record) error
 }
 
 type typedInput[K, V any] struct {
-	t      Topic[K, V]
-	fn     func(c *Ctx, key K, val V) error
-	noTask bool
+	t         Topic[K, V]
+	fn        func(c *Ctx, key K, val V) error
+	noTask    bool
+	fromStart bool // broadcast: new tasks start at the log start
 }
 
-func (in *typedInput[K, V]) topic() string   { return in.t.Name }
-func (in *typedInput[K, V]) stateless() bool { return in.noTask }
+func (in *typedInput[K, V]) topic() string       { return in.t.Name }
+func (in *typedInput[K, V]) stateless() bool     { return in.noTask }
+func (in *typedInput[K, V]) startsAtStart() bool { return in.fromStart }
 
 func (in *typedInput[K, V]) handle(c *Ctx, r *kgo.Record) error {
 	k, err := in.t.Key.Decode(r.Key)
@@ -127,17 +144,30 @@ func Consume[K, V any](p *Processor, t Topic[K, V], fn func(c *Ctx, key K, val V
 // Broadcast adds t as a broadcast input: every task of every instance sees
 // every record of t (a small control topic such as scrape-done). Each task
 // keeps its position in its system store, so a record is delivered to a task
-// once, and a new task starts at the topic's end.
-func Broadcast[K, V any](p *Processor, t Topic[K, V], fn func(c *Ctx, key K, val V) error) {
-	p.broadcasts = append(p.broadcasts, &typedInput[K, V]{t: t, fn: fn})
+// once. A new task starts at the topic's end, or at its start with
+// BroadcastFromStart.
+func Broadcast[K, V any](p *Processor, t Topic[K, V], fn func(c *Ctx, key K, val V) error, opts ...BroadcastOption) {
+	in := &typedInput[K, V]{t: t, fn: fn}
+	for _, o := range opts {
+		if o == BroadcastFromStart {
+			in.fromStart = true
+		}
+	}
+	p.broadcasts = append(p.broadcasts, in)
 }
+
+// BroadcastOption configures a broadcast input.
+type BroadcastOption int
+
+// BroadcastFromStart makes new tasks read the broadcast topic from its
+// start (what retention kept) rather than from its end.
+const BroadcastFromStart BroadcastOption = 1
 
 // Repartition re-keys the records of from onto the internal topic to, which
 // the runner creates with the processor's partition count; consume to with
 // Consume to process them co-partitioned by the new key. Records for which
 // key returns false are skipped.
 func Repartition[K1, V, K2 any](p *Processor, from Topic[K1, V], to Topic[K2, V], key func(K1, V) (K2, bool)) {
-	p.internal = append(p.internal, to.TopicSpec)
 	p.inputs = append(p.inputs, &typedInput[K1, V]{t: from, noTask: true, fn: func(c *Ctx, k K1, v V) error {
 		nk, ok := key(k, v)
 		if !ok {
@@ -150,14 +180,17 @@ func Repartition[K1, V, K2 any](p *Processor, from Topic[K1, V], to Topic[K2, V]
 	}})
 }
 
-// RepartitionTopic returns the spec of an internal repartition topic of p;
-// its partition count is set by the runner.
+// RepartitionTopic declares an internal repartition topic of p, which the
+// runner creates with the processor's partition count. Produce to it with
+// Emit (or let Repartition do it) and consume it with Consume.
 func RepartitionTopic[K, V any](p *Processor, name string, key Codec[K], value Codec[V], valueType string) Topic[K, V] {
-	return NewTopic(TopicSpec{
+	t := NewTopic(TopicSpec{
 		Name:        p.name + "-" + name + "-repartition",
 		Cleanup:     CleanupDelete,
 		KeyEncoding: "repartitioned key",
 		ValueType:   valueType,
 		Description: "internal: " + name + " re-keyed for " + p.name,
 	}, key, value)
+	p.internal = append(p.internal, t.TopicSpec)
+	return t
 }

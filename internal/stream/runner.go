@@ -304,6 +304,12 @@ func (r *Runner) Stats() Stats {
 func (r *Runner) Run(ctx context.Context) error {
 	defer r.closeLookups()
 	defer r.closeStores()
+	if err := r.startGlobals(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	backoff := r.cfg.RetryBackoffMin
 	for {
 		err := r.runSession(ctx)
@@ -326,6 +332,33 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, r.cfg.RetryBackoffMax)
 	}
+}
+
+// startGlobals runs the processor's global tables for the life of ctx and
+// waits until each has caught up.
+func (r *Runner) startGlobals(ctx context.Context) error {
+	for _, g := range r.p.globals {
+		go func() {
+			for ctx.Err() == nil {
+				if err := g.Run(ctx); err != nil && ctx.Err() == nil {
+					r.log.Error("global table failed; restarting", "topic", g.Topic(), "err", err)
+					time.Sleep(time.Second)
+					continue
+				}
+				return
+			}
+		}()
+	}
+	for _, g := range r.p.globals {
+		start := time.Now()
+		select {
+		case <-g.CaughtUp():
+			r.log.Info("global table caught up", "topic", g.Topic(), "in", time.Since(start).Round(time.Millisecond))
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // configError is an error a restart cannot fix.

@@ -766,6 +766,191 @@ func (x *ScrapeDone) GetScrapedAtMs() int64 {
 	return 0
 }
 
+// ListingChange is a listing re-keyed by release on the market processor's
+// internal repartition topic; deleted means the listing is gone.
+type ListingChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ListingId     int64                  `protobuf:"varint,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	ReleaseId     int64                  `protobuf:"varint,2,opt,name=release_id,json=releaseId,proto3" json:"release_id,omitempty"`
+	Listing       *Listing               `protobuf:"bytes,3,opt,name=listing,proto3" json:"listing,omitempty"`
+	Deleted       bool                   `protobuf:"varint,4,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListingChange) Reset() {
+	*x = ListingChange{}
+	mi := &file_cratestream_v1_marketplace_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListingChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListingChange) ProtoMessage() {}
+
+func (x *ListingChange) ProtoReflect() protoreflect.Message {
+	mi := &file_cratestream_v1_marketplace_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListingChange.ProtoReflect.Descriptor instead.
+func (*ListingChange) Descriptor() ([]byte, []int) {
+	return file_cratestream_v1_marketplace_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListingChange) GetListingId() int64 {
+	if x != nil {
+		return x.ListingId
+	}
+	return 0
+}
+
+func (x *ListingChange) GetReleaseId() int64 {
+	if x != nil {
+		return x.ReleaseId
+	}
+	return 0
+}
+
+func (x *ListingChange) GetListing() *Listing {
+	if x != nil {
+		return x.Listing
+	}
+	return nil
+}
+
+func (x *ListingChange) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+// ListingPrice is one live listing in a release's market state.
+type ListingPrice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ListingId     int64                  `protobuf:"varint,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	Price         *Money                 `protobuf:"bytes,2,opt,name=price,proto3" json:"price,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListingPrice) Reset() {
+	*x = ListingPrice{}
+	mi := &file_cratestream_v1_marketplace_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListingPrice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListingPrice) ProtoMessage() {}
+
+func (x *ListingPrice) ProtoReflect() protoreflect.Message {
+	mi := &file_cratestream_v1_marketplace_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListingPrice.ProtoReflect.Descriptor instead.
+func (*ListingPrice) Descriptor() ([]byte, []int) {
+	return file_cratestream_v1_marketplace_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListingPrice) GetListingId() int64 {
+	if x != nil {
+		return x.ListingId
+	}
+	return 0
+}
+
+func (x *ListingPrice) GetPrice() *Money {
+	if x != nil {
+		return x.Price
+	}
+	return nil
+}
+
+// ReleaseMarket is the market processor's state of one release.
+type ReleaseMarket struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ReleaseId int64                  `protobuf:"varint,1,opt,name=release_id,json=releaseId,proto3" json:"release_id,omitempty"`
+	// Sorted by listing_id.
+	Listings      []*ListingPrice `protobuf:"bytes,2,rep,name=listings,proto3" json:"listings,omitempty"`
+	LastScrapedMs int64           `protobuf:"varint,3,opt,name=last_scraped_ms,json=lastScrapedMs,proto3" json:"last_scraped_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseMarket) Reset() {
+	*x = ReleaseMarket{}
+	mi := &file_cratestream_v1_marketplace_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseMarket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseMarket) ProtoMessage() {}
+
+func (x *ReleaseMarket) ProtoReflect() protoreflect.Message {
+	mi := &file_cratestream_v1_marketplace_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseMarket.ProtoReflect.Descriptor instead.
+func (*ReleaseMarket) Descriptor() ([]byte, []int) {
+	return file_cratestream_v1_marketplace_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReleaseMarket) GetReleaseId() int64 {
+	if x != nil {
+		return x.ReleaseId
+	}
+	return 0
+}
+
+func (x *ReleaseMarket) GetListings() []*ListingPrice {
+	if x != nil {
+		return x.Listings
+	}
+	return nil
+}
+
+func (x *ReleaseMarket) GetLastScrapedMs() int64 {
+	if x != nil {
+		return x.LastScrapedMs
+	}
+	return 0
+}
+
 var File_cratestream_v1_marketplace_proto protoreflect.FileDescriptor
 
 const file_cratestream_v1_marketplace_proto_rawDesc = "" +
@@ -841,7 +1026,23 @@ const file_cratestream_v1_marketplace_proto_rawDesc = "" +
 	"\x0elistings_found\x18\x05 \x01(\x05R\rlistingsFound\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12O\n" +
 	"\x13listing_end_offsets\x18\a \x03(\v2\x1f.cratestream.v1.PartitionOffsetR\x11listingEndOffsets\x12\"\n" +
-	"\rscraped_at_ms\x18\b \x01(\x03R\vscrapedAtMs*\x83\x01\n" +
+	"\rscraped_at_ms\x18\b \x01(\x03R\vscrapedAtMs\"\x9a\x01\n" +
+	"\rListingChange\x12\x1d\n" +
+	"\n" +
+	"listing_id\x18\x01 \x01(\x03R\tlistingId\x12\x1d\n" +
+	"\n" +
+	"release_id\x18\x02 \x01(\x03R\treleaseId\x121\n" +
+	"\alisting\x18\x03 \x01(\v2\x17.cratestream.v1.ListingR\alisting\x12\x18\n" +
+	"\adeleted\x18\x04 \x01(\bR\adeleted\"Z\n" +
+	"\fListingPrice\x12\x1d\n" +
+	"\n" +
+	"listing_id\x18\x01 \x01(\x03R\tlistingId\x12+\n" +
+	"\x05price\x18\x02 \x01(\v2\x15.cratestream.v1.MoneyR\x05price\"\x90\x01\n" +
+	"\rReleaseMarket\x12\x1d\n" +
+	"\n" +
+	"release_id\x18\x01 \x01(\x03R\treleaseId\x128\n" +
+	"\blistings\x18\x02 \x03(\v2\x1c.cratestream.v1.ListingPriceR\blistings\x12&\n" +
+	"\x0flast_scraped_ms\x18\x03 \x01(\x03R\rlastScrapedMs*\x83\x01\n" +
 	"\rShippingState\x12\x1e\n" +
 	"\x1aSHIPPING_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15SHIPPING_STATE_PRICED\x10\x01\x12\x17\n" +
@@ -861,7 +1062,7 @@ func file_cratestream_v1_marketplace_proto_rawDescGZIP() []byte {
 }
 
 var file_cratestream_v1_marketplace_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cratestream_v1_marketplace_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_cratestream_v1_marketplace_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_cratestream_v1_marketplace_proto_goTypes = []any{
 	(ShippingState)(0),      // 0: cratestream.v1.ShippingState
 	(*Listing)(nil),         // 1: cratestream.v1.Listing
@@ -871,24 +1072,30 @@ var file_cratestream_v1_marketplace_proto_goTypes = []any{
 	(*ScrapeRequest)(nil),   // 5: cratestream.v1.ScrapeRequest
 	(*PartitionOffset)(nil), // 6: cratestream.v1.PartitionOffset
 	(*ScrapeDone)(nil),      // 7: cratestream.v1.ScrapeDone
-	(*Money)(nil),           // 8: cratestream.v1.Money
-	(MediaGrade)(0),         // 9: cratestream.v1.MediaGrade
-	(SleeveGrade)(0),        // 10: cratestream.v1.SleeveGrade
+	(*ListingChange)(nil),   // 8: cratestream.v1.ListingChange
+	(*ListingPrice)(nil),    // 9: cratestream.v1.ListingPrice
+	(*ReleaseMarket)(nil),   // 10: cratestream.v1.ReleaseMarket
+	(*Money)(nil),           // 11: cratestream.v1.Money
+	(MediaGrade)(0),         // 12: cratestream.v1.MediaGrade
+	(SleeveGrade)(0),        // 13: cratestream.v1.SleeveGrade
 }
 var file_cratestream_v1_marketplace_proto_depIdxs = []int32{
-	8,  // 0: cratestream.v1.Listing.price:type_name -> cratestream.v1.Money
-	8,  // 1: cratestream.v1.Listing.shipping:type_name -> cratestream.v1.Money
+	11, // 0: cratestream.v1.Listing.price:type_name -> cratestream.v1.Money
+	11, // 1: cratestream.v1.Listing.shipping:type_name -> cratestream.v1.Money
 	0,  // 2: cratestream.v1.Listing.shipping_state:type_name -> cratestream.v1.ShippingState
-	9,  // 3: cratestream.v1.Listing.media:type_name -> cratestream.v1.MediaGrade
-	10, // 4: cratestream.v1.Listing.sleeve:type_name -> cratestream.v1.SleeveGrade
-	8,  // 5: cratestream.v1.ReleaseStats.min_price:type_name -> cratestream.v1.Money
-	8,  // 6: cratestream.v1.ReleaseStats.median_price:type_name -> cratestream.v1.Money
+	12, // 3: cratestream.v1.Listing.media:type_name -> cratestream.v1.MediaGrade
+	13, // 4: cratestream.v1.Listing.sleeve:type_name -> cratestream.v1.SleeveGrade
+	11, // 5: cratestream.v1.ReleaseStats.min_price:type_name -> cratestream.v1.Money
+	11, // 6: cratestream.v1.ReleaseStats.median_price:type_name -> cratestream.v1.Money
 	6,  // 7: cratestream.v1.ScrapeDone.listing_end_offsets:type_name -> cratestream.v1.PartitionOffset
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	1,  // 8: cratestream.v1.ListingChange.listing:type_name -> cratestream.v1.Listing
+	11, // 9: cratestream.v1.ListingPrice.price:type_name -> cratestream.v1.Money
+	9,  // 10: cratestream.v1.ReleaseMarket.listings:type_name -> cratestream.v1.ListingPrice
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_cratestream_v1_marketplace_proto_init() }
@@ -903,7 +1110,7 @@ func file_cratestream_v1_marketplace_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cratestream_v1_marketplace_proto_rawDesc), len(file_cratestream_v1_marketplace_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
