@@ -38,8 +38,8 @@ func TestUsageAndErrors(t *testing.T) {
 	if out, _, code := run(t, "bench", "--help"); code != 0 || !strings.Contains(out, "bench=profile mode=at-least-once") {
 		t.Fatalf("bench help documents its output: %d %q", code, out)
 	}
-	if _, errs, code := run(t, "run", "--brokers", "x:1", "nosuch"); code != 2 || !strings.Contains(errs, "unknown processor") {
-		t.Fatalf("unknown processor: %d %q", code, errs)
+	if _, errs, code := run(t, "run", "--brokers", "x:1", "nosuch"); code != 2 || !strings.Contains(errs, "unknown service") {
+		t.Fatalf("unknown service: %d %q", code, errs)
 	}
 }
 

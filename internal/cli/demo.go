@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -13,10 +14,12 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cratestream/cratestream/connectors/discogs/fakemarket"
 	"github.com/cratestream/cratestream/internal/embedded"
 	"github.com/cratestream/cratestream/internal/gen"
 	"github.com/cratestream/cratestream/internal/ops"
 	"github.com/cratestream/cratestream/internal/stream"
+	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 	"github.com/cratestream/cratestream/schemas/topics"
 )
 
@@ -97,6 +100,7 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 		fmt.Fprintf(out, "  kafka       3 in-process brokers (franz-go kfake) at %v\n", brokers)
 	}
 
+	redisAddr, chAddr := o.redis, o.clickhouse
 	if o.redis != "" {
 		fmt.Fprintf(out, "  redis       external at %s\n", o.redis)
 	} else {
@@ -105,6 +109,7 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 			return err
 		}
 		defer rds.Close()
+		redisAddr = rds.Addr
 		if rds.Kind == "redis-server" {
 			fmt.Fprintf(out, "  redis       redis-server at %s\n", rds.Addr)
 		} else {
@@ -122,6 +127,7 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 			fmt.Fprintf(out, "  clickhouse  failed to start, running without it: %v\n", err)
 		default:
 			defer ch.Close()
+			chAddr = ch.Addr
 			fmt.Fprintf(out, "  clickhouse  clickhouse-server at %s\n", ch.Addr)
 		}
 	}
@@ -142,27 +148,30 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 	if err != nil {
 		return err
 	}
-	runners, err := buildRunners(processorNames(), "", buildOptions{}, stream.Config{
+	fake, err := fakemarket.New(fakemarket.Config{NumReleases: o.releases, Seed: 1})
+	if err != nil {
+		return err
+	}
+	d := &deps{env: env, brokers: brokers, srv: srv, fake: fake, streamCf: stream.Config{
 		Brokers:       brokers,
 		InstanceID:    "demo",
 		StateDir:      filepath.Join(dir, "state"),
 		AdvertiseAddr: ops.AdvertiseAddr(bound, "127.0.0.1"),
 		Logger:        env.Logger,
 		Metrics:       srv.Registry,
-	})
-	if err != nil {
-		return err
-	}
-	for _, r := range runners {
-		srv.AddRunner(r)
-	}
-	fmt.Fprintf(out, "  processors  %v\n", processorNames())
+	}}
+	d.set.redisAddr, d.set.clickhouseAddr = redisAddr, chAddr
+	d.set.scrapeParallel = 8
+	defer d.close()
+	names := demoServices()
+	fmt.Fprintf(out, "  services    %v (the scraper reads an in-process fake marketplace of %d releases)\n", names, o.releases)
 	fmt.Fprintf(out, "  ops         http://%s/metrics  http://%s/healthz  http://%s/readyz\n", bound, bound, bound)
 	fmt.Fprintln(out, "Generating traffic; Ctrl-C stops.")
 
-	var produced, bad atomic.Int64
+	var produced, bad, scrapes atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return runAll(gctx, srv, runners) })
+	g.Go(func() error { return startServices(gctx, d, names) })
+	g.Go(func() error { return requestScrapes(gctx, cl, o, &scrapes) })
 	g.Go(func() error { return generate(gctx, cl, o, &produced, &bad) })
 	g.Go(func() error {
 		t := time.NewTicker(o.every)
@@ -175,9 +184,9 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 			case <-t.C:
 			}
 			p := produced.Load()
-			line := fmt.Sprintf("progress: produced %d interactions (%.0f/s, %d invalid)", p, float64(p-last)/o.every.Seconds(), bad.Load())
+			line := fmt.Sprintf("progress: produced %d interactions (%.0f/s, %d invalid), %d scrape requests", p, float64(p-last)/o.every.Seconds(), bad.Load(), scrapes.Load())
 			last = p
-			for _, r := range runners {
+			for _, r := range d.runners() {
 				st := r.Stats()
 				line += fmt.Sprintf(" | %s: %d processed, %d dead-lettered, %d tasks, ready=%v",
 					r.Processor().Name(), st.Processed, st.DeadLetters, st.Tasks, r.Ready())
@@ -228,6 +237,49 @@ func generate(ctx context.Context, cl *kgo.Client, o demoOptions, produced, bad 
 					produced.Add(1)
 				}
 			})
+		}
+	}
+}
+
+// demoServices are the services the demo runs: every processor and worker
+// that needs nothing from outside.
+func demoServices() []string {
+	return []string{"profile", "market", "scraper"}
+}
+
+// requestScrapes keeps the marketplace flowing until the cart builder asks
+// for scrapes itself: every few seconds it asks for a batch of releases,
+// the popular ones more often.
+func requestScrapes(ctx context.Context, cl *kgo.Client, o demoOptions, n *atomic.Int64) error {
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	next := int64(1)
+	topic := topics.ScrapeRequests().Name
+	for round := 0; ; round++ {
+		var recs []*kgo.Record
+		ask := func(rel int64) {
+			b, _ := proto.Marshal(&pb.ScrapeRequest{RequestId: fmt.Sprintf("demo-%d-%d", round, rel), ReleaseId: rel,
+				Reason: "schedule", EventTimeMs: time.Now().UnixMilli(), EventId: fmt.Sprintf("demo-scrape-%d-%d", round, rel)})
+			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(strconv.FormatInt(rel, 10)), Value: b})
+		}
+		for i := int64(1); i <= 10; i++ { // the head of the power law
+			ask(i)
+		}
+		for i := 0; i < 20; i++ {
+			ask(next)
+			next = next%int64(o.releases) + 1
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		n.Add(int64(len(recs)))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
 		}
 	}
 }

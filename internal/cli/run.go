@@ -5,109 +5,65 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cratestream/cratestream/internal/ops"
 	"github.com/cratestream/cratestream/internal/stream"
-	"github.com/cratestream/cratestream/processors/profile"
 )
-
-// processorSpec builds one processor for `run` and `demo`.
-type processorSpec struct {
-	summary     string
-	defaultMode stream.Mode
-	build       func(o buildOptions) *stream.Processor
-}
-
-type buildOptions struct {
-	mode        stream.Mode
-	onDiskCache int64
-}
-
-func processorRegistry() map[string]processorSpec {
-	return map[string]processorSpec{
-		profile.Name: {
-			summary:     "interactions.v1 -> per-user profile store -> user-profiles.v1",
-			defaultMode: stream.ExactlyOnce,
-			build: func(o buildOptions) *stream.Processor {
-				p, _ := profile.New(profile.Options{Mode: o.mode, OnDiskCacheBytes: o.onDiskCache})
-				return p
-			},
-		},
-	}
-}
-
-func processorNames() []string {
-	var names []string
-	for n := range processorRegistry() {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
 
 func runCommand() command {
 	c := command{
 		name:    "run",
-		summary: "run one or more processors against a Kafka cluster",
-		usage: `Usage: cratestream run [flags] <processor...>
+		summary: "run one or more processors and workers against a Kafka cluster",
+		usage: `Usage: cratestream run [flags] <service...>
 
-Runs the named processors in this process until SIGINT/SIGTERM, then commits,
+Runs the named services in this process until SIGINT/SIGTERM, then commits,
 leaves the consumer groups and closes the stores. Scale out by running more
 instances with distinct --instance-id: partitions are the unit of parallelism.
 
-Processors: ` + strings.Join(processorNames(), ", ") + `
+Services: ` + strings.Join(serviceNames(), ", ") + `
 
 The ops HTTP server (--http) serves /metrics (Prometheus), /healthz, /readyz
 and key lookups under /v1/stores/<processor>/<store>/<base64url key>.`,
 	}
 	c.run = func(ctx context.Context, env *Env, args []string) error {
 		fs := newFlags(env, c)
-		brokers := brokersFlag(fs, env)
-		host, _ := os.Hostname()
-		instance := fs.String("instance-id", envOr(env, "CRATESTREAM_INSTANCE_ID", host), "stable id of this instance (transactional id suffix; env CRATESTREAM_INSTANCE_ID)")
-		stateDir := fs.String("state-dir", envOr(env, "CRATESTREAM_STATE_DIR", "data/state"), "directory of on-disk stores (env CRATESTREAM_STATE_DIR)")
-		httpAddr := fs.String("http", envOr(env, "CRATESTREAM_HTTP", ":9464"), "ops HTTP listen address (env CRATESTREAM_HTTP)")
-		advertise := fs.String("advertise-host", envOr(env, "CRATESTREAM_ADVERTISE_HOST", host), "host other instances use to reach this one's ops server")
-		mode := fs.String("mode", "", "override the processors' delivery mode: exactly-once or at-least-once")
-		commitEvery := fs.Duration("commit-interval", 100*time.Millisecond, "how often state and offsets commit")
-		onDisk := fs.Int64("on-disk-cache", 0, "keep stores on disk (Pebble) with this block cache in bytes; 0 keeps them in memory")
+		var set settings
+		set.register(fs, env)
 		if err := parse(fs, args); err != nil {
 			return err
 		}
 		if fs.NArg() == 0 {
-			return usagef("name at least one processor (%s)", strings.Join(processorNames(), ", "))
+			return usagef("name at least one service (%s)", strings.Join(serviceNames(), ", "))
 		}
-		bs, err := splitBrokers(*brokers)
+		for _, n := range fs.Args() {
+			if _, ok := findService(n); !ok {
+				return usagef("unknown service %q (have %s)", n, strings.Join(serviceNames(), ", "))
+			}
+		}
+		bs, err := splitBrokers(set.brokers)
 		if err != nil {
 			return err
 		}
 		srv := ops.NewServer()
-		bound, err := srv.Listen(*httpAddr)
+		bound, err := srv.Listen(set.httpAddr)
 		if err != nil {
 			return err
 		}
-		runners, err := buildRunners(fs.Args(), *mode, buildOptions{onDiskCache: *onDisk}, stream.Config{
+		d := &deps{env: env, set: set, brokers: bs, srv: srv, streamCf: stream.Config{
 			Brokers:        bs,
-			InstanceID:     *instance,
-			StateDir:       *stateDir,
-			CommitInterval: *commitEvery,
-			AdvertiseAddr:  ops.AdvertiseAddr(bound, *advertise),
+			InstanceID:     set.instance,
+			StateDir:       set.stateDir,
+			CommitInterval: set.commitEvery,
+			AdvertiseAddr:  ops.AdvertiseAddr(bound, set.advertiseHost),
 			Logger:         env.Logger,
 			Metrics:        srv.Registry,
-		})
-		if err != nil {
-			return err
-		}
-		for _, r := range runners {
-			srv.AddRunner(r)
-		}
-		env.Logger.Info("cratestream running", "processors", fs.Args(), "brokers", bs, "ops", "http://"+bound)
-		return runAll(ctx, srv, runners)
+		}}
+		defer d.close()
+		env.Logger.Info("cratestream running", "services", fs.Args(), "brokers", bs, "ops", "http://"+bound)
+		return startServices(ctx, d, fs.Args())
 	}
 	return c
 }
@@ -119,41 +75,31 @@ func envOr(env *Env, key, def string) string {
 	return def
 }
 
-// buildRunners builds a runner per named processor.
-func buildRunners(names []string, modeOverride string, bo buildOptions, cfg stream.Config) ([]*stream.Runner, error) {
-	reg := processorRegistry()
-	var runners []*stream.Runner
-	for _, n := range names {
-		spec, ok := reg[n]
-		if !ok {
-			return nil, usagef("unknown processor %q (have %s)", n, strings.Join(processorNames(), ", "))
-		}
-		o := bo
-		o.mode = spec.defaultMode
-		if modeOverride != "" {
-			m, err := stream.ParseMode(modeOverride)
-			if err != nil {
-				return nil, usagef("%v", err)
-			}
-			o.mode = m
-		}
-		r, err := stream.NewRunner(spec.build(o), cfg)
-		if err != nil {
-			return nil, fmt.Errorf("processor %s: %w", n, err)
-		}
-		runners = append(runners, r)
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
 	}
-	return runners, nil
+	return h
 }
 
-// runAll runs the ops server and the runners until ctx ends or one fails.
-func runAll(ctx context.Context, srv *ops.Server, runners []*stream.Runner) error {
+// runAll runs the ops server, the runners and the workers until ctx ends or
+// one fails.
+func runAll(ctx context.Context, srv *ops.Server, runners []*stream.Runner, workers []service, d *deps) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx) })
 	for _, r := range runners {
 		g.Go(func() error {
 			if err := r.Run(gctx); err != nil {
 				return fmt.Errorf("processor %s: %w", r.Processor().Name(), err)
+			}
+			return nil
+		})
+	}
+	for _, w := range workers {
+		g.Go(func() error {
+			if err := w.run(gctx, d); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("%s: %w", w.name, err)
 			}
 			return nil
 		})

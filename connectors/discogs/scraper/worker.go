@@ -1,0 +1,102 @@
+package scraper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
+	"github.com/cratestream/cratestream/schemas/topics"
+)
+
+// WorkerConfig configures the scrape worker.
+type WorkerConfig struct {
+	Brokers    []string
+	ClientOpts []kgo.Opt
+	// MaxBatch bounds the requests polled at once. Default 200.
+	MaxBatch int
+}
+
+// Run consumes scrape-requests.v1 in the "scraper" group until ctx ends.
+// The requests of a polled batch are grouped by release (one scrape answers
+// every request for it), scraped concurrently, and the batch's offsets are
+// committed once every scrape-done is written: a crash re-scrapes, which is
+// harmless (listings are keyed; freshness only moves forward).
+func (s *Scraper) Run(ctx context.Context, wc WorkerConfig) error {
+	if wc.MaxBatch <= 0 {
+		wc.MaxBatch = 200
+	}
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(wc.Brokers...),
+		kgo.ConsumerGroup("scraper"),
+		kgo.ConsumeTopics(topics.ScrapeRequests().Name),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxWait(500 * time.Millisecond),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	}, wc.ClientOpts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.CloseAllowingRebalance()
+	for {
+		fs := cl.PollRecords(ctx, wc.MaxBatch)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if fs.IsClientClosed() {
+			return errors.New("scraper: client closed")
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			s.cfg.Logger.Warn("scraper fetch", "topic", t, "partition", p, "err", err)
+		})
+		byRelease := make(map[int64][]string)
+		fs.EachRecord(func(r *kgo.Record) {
+			var req pb.ScrapeRequest
+			if err := proto.Unmarshal(r.Value, &req); err != nil || req.ReleaseId <= 0 {
+				s.deadLetter(ctx, r, fmt.Errorf("undecodable scrape request or bad release id: %v", err))
+				return
+			}
+			byRelease[req.ReleaseId] = append(byRelease[req.ReleaseId], req.RequestId)
+		})
+		releases := make([]int64, 0, len(byRelease))
+		for r := range byRelease {
+			releases = append(releases, r)
+		}
+		sort.Slice(releases, func(i, j int) bool { return releases[i] < releases[j] })
+		var wg sync.WaitGroup
+		for _, rel := range releases {
+			wg.Go(func() {
+				if _, err := s.Scrape(ctx, rel, byRelease[rel]); err != nil && ctx.Err() == nil {
+					s.cfg.Logger.Warn("scrape", "release", rel, "err", err)
+				}
+			})
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return nil // uncommitted: the next owner scrapes again
+		}
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+			s.cfg.Logger.Warn("scraper commit", "err", err)
+		}
+		cl.AllowRebalance()
+	}
+}
+
+func (s *Scraper) deadLetter(ctx context.Context, r *kgo.Record, reason error) {
+	dl := &pb.DeadLetter{
+		EventId: fmt.Sprintf("scraper/%s/%d/%d", r.Topic, r.Partition, r.Offset), EventTimeMs: s.cfg.Now().UnixMilli(),
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
+		Reason: reason.Error(), Processor: "scraper", ReasonClass: "decode", RecordTimeMs: r.Timestamp.UnixMilli(),
+	}
+	b, _ := proto.Marshal(dl)
+	s.cfg.Producer.Produce(ctx, &kgo.Record{Topic: topics.DeadLetters().Name, Key: r.Key, Value: b}, nil)
+	s.cfg.Logger.Warn("dead letter", "topic", r.Topic, "offset", r.Offset, "reason", reason)
+}

@@ -1,0 +1,321 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cratestream/cratestream/connectors/discogs/api"
+	"github.com/cratestream/cratestream/connectors/discogs/fakemarket"
+	"github.com/cratestream/cratestream/connectors/discogs/importer"
+	"github.com/cratestream/cratestream/connectors/discogs/scraper"
+	"github.com/cratestream/cratestream/connectors/redis"
+	"github.com/cratestream/cratestream/internal/ops"
+	"github.com/cratestream/cratestream/internal/stream"
+	"github.com/cratestream/cratestream/processors/market"
+	"github.com/cratestream/cratestream/processors/profile"
+)
+
+// service is one thing `run` (and the demo) can run: a stream processor on
+// the runtime, or a worker with its own loop.
+type service struct {
+	name    string
+	summary string
+	// processor services
+	mode  stream.Mode
+	build func(d *deps, mode stream.Mode) (*stream.Processor, error)
+	// worker services
+	run func(ctx context.Context, d *deps) error
+}
+
+// settings are the flags shared by the services.
+type settings struct {
+	brokers        string
+	instance       string
+	stateDir       string
+	httpAddr       string
+	advertiseHost  string
+	mode           string
+	commitEvery    time.Duration
+	onDiskCache    int64
+	redisAddr      string
+	clickhouseAddr string
+	marketURL      string
+	userAgent      string
+	scrapeRate     float64
+	scrapeParallel int
+	discogsAPI     string
+	discogsToken   string
+	fakeListen     string
+	fakeReleases   int
+	fakeSeed       uint64
+}
+
+func (s *settings) register(fs *flag.FlagSet, env *Env) {
+	host := hostname()
+	fs.StringVar(&s.brokers, "brokers", env.Getenv("CRATESTREAM_BROKERS"), "comma-separated seed brokers (env CRATESTREAM_BROKERS)")
+	fs.StringVar(&s.instance, "instance-id", envOr(env, "CRATESTREAM_INSTANCE_ID", host), "stable id of this instance (transactional id suffix; env CRATESTREAM_INSTANCE_ID)")
+	fs.StringVar(&s.stateDir, "state-dir", envOr(env, "CRATESTREAM_STATE_DIR", "data/state"), "directory of on-disk stores (env CRATESTREAM_STATE_DIR)")
+	fs.StringVar(&s.httpAddr, "http", envOr(env, "CRATESTREAM_HTTP", ":9464"), "ops HTTP listen address: /metrics, /healthz, /readyz, store lookups (env CRATESTREAM_HTTP)")
+	fs.StringVar(&s.advertiseHost, "advertise-host", envOr(env, "CRATESTREAM_ADVERTISE_HOST", host), "host other instances use to reach this one's ops server")
+	fs.StringVar(&s.mode, "mode", "", "override the processors' delivery mode: exactly-once or at-least-once")
+	fs.DurationVar(&s.commitEvery, "commit-interval", 100*time.Millisecond, "how often state and offsets commit")
+	fs.Int64Var(&s.onDiskCache, "on-disk-cache", 0, "keep stores on disk (Pebble) with this block cache in bytes; 0 keeps them in memory")
+	fs.StringVar(&s.redisAddr, "redis", env.Getenv("CRATESTREAM_REDIS"), "Redis host:port (env CRATESTREAM_REDIS); scraper and importer need it")
+	fs.StringVar(&s.clickhouseAddr, "clickhouse", env.Getenv("CRATESTREAM_CLICKHOUSE"), "ClickHouse native host:port (env CRATESTREAM_CLICKHOUSE); the sink needs it")
+	fs.StringVar(&s.marketURL, "marketplace-url", envOr(env, "CRATESTREAM_MARKETPLACE_URL", "https://www.discogs.com"), "base URL the scraper fetches /sell/release/<id> from")
+	fs.StringVar(&s.userAgent, "user-agent", envOr(env, "CRATESTREAM_USER_AGENT", "cratestream/1.0 (+https://github.com/cratestream/cratestream)"), "User-Agent of the scraper and the API client")
+	fs.Float64Var(&s.scrapeRate, "scrape-rate", 1, "scraper requests per second per host")
+	fs.IntVar(&s.scrapeParallel, "scrape-parallel", 4, "scraper pages in flight")
+	fs.StringVar(&s.discogsAPI, "discogs-api", envOr(env, "DISCOGS_API_URL", "https://api.discogs.com"), "Discogs API base URL (env DISCOGS_API_URL)")
+	fs.StringVar(&s.discogsToken, "discogs-token", env.Getenv("DISCOGS_TOKEN"), "Discogs personal access token (env DISCOGS_TOKEN)")
+	fs.StringVar(&s.fakeListen, "fakemarket-listen", envOr(env, "CRATESTREAM_FAKEMARKET_LISTEN", ":8090"), "where fakemarket serves its pages")
+	fs.IntVar(&s.fakeReleases, "fakemarket-releases", 2000, "releases in fakemarket's generated catalogue (1..N)")
+	fs.Uint64Var(&s.fakeSeed, "fakemarket-seed", 1, "seed of fakemarket's catalogue")
+}
+
+// deps are what services share in one process.
+type deps struct {
+	env      *Env
+	set      settings
+	brokers  []string
+	srv      *ops.Server
+	streamCf stream.Config
+	// fake, when set, is an in-process fake marketplace the scraper
+	// reads instead of marketURL (the demo).
+	fake *fakemarket.Market
+
+	mu      sync.Mutex
+	rds     *redis.Store
+	kprod   *kgo.Client
+	running []*stream.Runner
+}
+
+// runners are the processor instances started so far (progress output).
+func (d *deps) runners() []*stream.Runner {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]*stream.Runner(nil), d.running...)
+}
+
+func (d *deps) logger() *slog.Logger { return d.env.Logger }
+
+// redis connects once.
+func (d *deps) redis(ctx context.Context) (*redis.Store, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rds != nil {
+		return d.rds, nil
+	}
+	if d.set.redisAddr == "" {
+		return nil, usagef("this service needs Redis: pass --redis host:port or set CRATESTREAM_REDIS")
+	}
+	r, err := redis.Open(ctx, redis.Options{Addr: d.set.redisAddr})
+	if err != nil {
+		return nil, err
+	}
+	d.rds = r
+	return r, nil
+}
+
+// producer is a shared plain producer for workers.
+func (d *deps) producer() (*kgo.Client, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.kprod != nil {
+		return d.kprod, nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(d.brokers...), kgo.ProducerLinger(2*time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		return nil, err
+	}
+	d.kprod = cl
+	return cl, nil
+}
+
+func (d *deps) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.kprod != nil {
+		d.kprod.Close()
+	}
+	if d.rds != nil {
+		d.rds.Close()
+	}
+}
+
+func services() []service {
+	return []service{
+		{
+			name: profile.Name, summary: "interactions.v1 -> per-user profile store -> user-profiles.v1", mode: stream.ExactlyOnce,
+			build: func(d *deps, mode stream.Mode) (*stream.Processor, error) {
+				p, _ := profile.New(profile.Options{Mode: mode, OnDiskCacheBytes: d.set.onDiskCache})
+				return p, nil
+			},
+		},
+		{
+			name: market.Name, summary: "listings.v1 (+ fx-rates.v1, scrape-done.v1) -> per-release store -> release-stats.v1", mode: stream.ExactlyOnce,
+			build: func(d *deps, mode stream.Mode) (*stream.Processor, error) {
+				fx := market.NewFX(stream.GlobalConfig{Brokers: d.brokers, Logger: d.logger(), ReadCommitted: true})
+				p, _ := market.New(market.Options{Mode: mode, FX: fx})
+				return p, nil
+			},
+		},
+		{
+			name: "scraper", summary: "scrape-requests.v1 -> marketplace pages -> listings.v1, sellers.v1, scrape-done.v1 (needs --redis)",
+			run: runScraper,
+		},
+		{
+			name: "importer", summary: "sync-requests.v1 -> Discogs API wantlist/collection -> interactions.v1, sync-done.v1 (needs --redis)",
+			run: runImporter,
+		},
+		{
+			name: "fakemarket", summary: "an HTTP server of Discogs-format marketplace pages for a generated catalogue (--fakemarket-listen)",
+			run: runFakemarket,
+		},
+	}
+}
+
+func serviceNames() []string {
+	var names []string
+	for _, s := range services() {
+		names = append(names, s.name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func findService(name string) (service, bool) {
+	for _, s := range services() {
+		if s.name == name {
+			return s, true
+		}
+	}
+	return service{}, false
+}
+
+func runScraper(ctx context.Context, d *deps) error {
+	rds, err := d.redis(ctx)
+	if err != nil {
+		return err
+	}
+	prod, err := d.producer()
+	if err != nil {
+		return err
+	}
+	cfg := scraper.Config{
+		BaseURL: d.set.marketURL, UserAgent: d.set.userAgent, PerHostRate: d.set.scrapeRate,
+		Concurrency: d.set.scrapeParallel, Redis: rds, Producer: prod, Logger: d.logger(), Metrics: d.srv.Registry,
+	}
+	if d.fake != nil {
+		// The demo's marketplace is in this process: serve it on a
+		// loopback port so the scraper goes through real HTTP.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: d.fake, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		cfg.BaseURL = "http://" + ln.Addr().String()
+		cfg.PerHostRate = 200 // our own server: no politeness needed
+	}
+	s, err := scraper.New(cfg)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx, scraper.WorkerConfig{Brokers: d.brokers})
+}
+
+func runImporter(ctx context.Context, d *deps) error {
+	rds, err := d.redis(ctx)
+	if err != nil {
+		return err
+	}
+	prod, err := d.producer()
+	if err != nil {
+		return err
+	}
+	client, err := api.New(api.Config{BaseURL: d.set.discogsAPI, UserAgent: d.set.userAgent, Token: d.set.discogsToken})
+	if err != nil {
+		return err
+	}
+	im, err := importer.New(importer.Config{API: client, Redis: rds, Producer: prod, Logger: d.logger(), Metrics: d.srv.Registry})
+	if err != nil {
+		return err
+	}
+	return im.Run(ctx, importer.WorkerConfig{Brokers: d.brokers})
+}
+
+func runFakemarket(ctx context.Context, d *deps) error {
+	m, err := fakemarket.New(fakemarket.Config{NumReleases: d.set.fakeReleases, Seed: d.set.fakeSeed})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", d.set.fakeListen)
+	if err != nil {
+		return fmt.Errorf("fakemarket: %w", err)
+	}
+	srv := &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second}
+	d.logger().Info("fakemarket serving", "url", "http://"+ln.Addr().String()+"/sell/release/1", "releases", d.set.fakeReleases)
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// startServices builds and runs the named services until ctx ends or one
+// fails.
+func startServices(ctx context.Context, d *deps, names []string) error {
+	var runners []*stream.Runner
+	var workers []service
+	for _, n := range names {
+		svc, ok := findService(n)
+		if !ok {
+			return usagef("unknown service %q (have %s)", n, strings.Join(serviceNames(), ", "))
+		}
+		if svc.run != nil {
+			workers = append(workers, svc)
+			continue
+		}
+		mode := svc.mode
+		if d.set.mode != "" {
+			m, err := stream.ParseMode(d.set.mode)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			mode = m
+		}
+		p, err := svc.build(d, mode)
+		if err != nil {
+			return err
+		}
+		r, err := stream.NewRunner(p, d.streamCf)
+		if err != nil {
+			return fmt.Errorf("processor %s: %w", n, err)
+		}
+		d.srv.AddRunner(r)
+		runners = append(runners, r)
+	}
+	d.mu.Lock()
+	d.running = runners
+	d.mu.Unlock()
+	return runAll(ctx, d.srv, runners, workers, d)
+}
