@@ -120,7 +120,10 @@ func (e *env) scraper(t *testing.T, perPage int) *scraper.Scraper {
 		Now:    func() time.Time { return time.UnixMilli(e.clock.Load()) },
 		// Retry-After: 1 would sleep a second per 429; keep tests quick
 		// while still going through the wait.
-		Sleep: func(ctx context.Context, d time.Duration) error { time.Sleep(min(d, 20*time.Millisecond)); return ctx.Err() },
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			time.Sleep(min(d, 20*time.Millisecond))
+			return ctx.Err()
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
