@@ -35,6 +35,7 @@ func commands() []command {
 		runCommand(),
 		topicsCommand(),
 		benchCommand(),
+		scrapeCommand(),
 	}
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cratestream/cratestream/internal/embedded"
+	"github.com/cratestream/cratestream/internal/testutil"
 )
 
 var progressRE = regexp.MustCompile(`profile: (\d+) processed, (\d+) dead-lettered, 12 tasks, ready=true`)
@@ -118,5 +120,33 @@ func TestDemoRunsAndResumes(t *testing.T) {
 		if dead, _ := strconv.Atoi(last[2]); dead == 0 {
 			t.Errorf("round %d: invalid traffic was not dead-lettered:\n%s", round, out)
 		}
+	}
+}
+
+func TestScrapeParse(t *testing.T) {
+	dir := testutil.SharedDir(t, "fixtures", "html", "discogs_alert_2026")
+	out, errs, code := run(t, "scrape", "parse", dir+"/sell_release_2247646_real.html")
+	if code != 0 {
+		t.Fatalf("%d %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines:\n%s", len(lines), out)
+	}
+	var first map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"listing_id", "release_id", "seller", "seller_rating", "seller_ratings_count", "media_condition",
+		"sleeve_condition", "price", "shipping", "ships_from", "available"} {
+		if _, ok := first[k]; !ok {
+			t.Errorf("key %s missing from %s", k, lines[0])
+		}
+	}
+	if first["seller"] != "kgrecords1976" || first["ships_from"] != "United States" {
+		t.Errorf("first listing: %v", first)
+	}
+	if _, errs, code := run(t, "scrape", "parse", "/nonexistent.html"); code != 1 || !strings.Contains(errs, "no such file") {
+		t.Errorf("missing file: %d %s", code, errs)
 	}
 }
