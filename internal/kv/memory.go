@@ -20,7 +20,7 @@ type Memory struct {
 	mu    sync.RWMutex
 	seed  maphash.Seed
 	hash  func(seed maphash.Seed, b []byte) uint64 // maphash.Bytes; tests force collisions
-	index map[uint64]uint32 // key hash -> slot
+	index map[uint64]uint32                        // key hash -> slot
 	// over holds keys whose hash collides with another key's (about one
 	// in 2^40 pairs; kept for correctness, not speed).
 	over       map[string]uint32
