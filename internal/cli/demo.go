@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cratestream/cratestream/connectors/discogs/fakemarket"
+	"github.com/cratestream/cratestream/connectors/ecb"
 	"github.com/cratestream/cratestream/internal/embedded"
 	"github.com/cratestream/cratestream/internal/gen"
 	"github.com/cratestream/cratestream/internal/ops"
@@ -142,6 +143,11 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 		return err
 	}
 	fmt.Fprintf(out, "  topics      %d in the catalogue, %d created now\n", len(topics.Catalogue()), len(created))
+	rates := ecb.Default()
+	if err := produceRates(ctx, cl, rates); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  fx rates    %d built-in ECB reference rates of %s\n", len(rates), rates[0].Date)
 
 	srv := ops.NewServer()
 	bound, err := srv.Listen(o.httpAddr)

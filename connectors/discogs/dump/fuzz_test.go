@@ -1,0 +1,88 @@
+package dump_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cratestream/cratestream/connectors/discogs/dump"
+)
+
+// FuzzReleases feeds arbitrary documents to both decoders: they must not
+// panic or loop, must make progress on every call, and every record they
+// return must be marshalable (valid UTF-8).
+func FuzzReleases(f *testing.F) {
+	// Small seeds: the fuzzer minimises every input that finds new
+	// coverage, which takes long on records of several kB.
+	plain := gunzip(f, open(f, rel2020))
+	for _, id := range []string{`<release id="12645460"`, `<release id="14220560"`, `<release id="9343067"`} {
+		i := bytes.Index(plain, []byte(id))
+		j := i + bytes.Index(plain[i:], []byte("</release>")) + len("</release>")
+		f.Add([]byte("<releases>\n" + string(plain[i:j]) + "\n</releases>"))
+	}
+	f.Add(open(f, mas2026))
+	var gz bytes.Buffer // the gzip path, with its read-ahead goroutine
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`<releases><release id="1"><title>x</title></release></releases>`))
+	zw.Close()
+	f.Add(gz.Bytes())
+	f.Add([]byte(`<releases><release id="1"><title>a &amp; b &#x263A; <![CDATA[<x>]]></title></release><release id="x"/><release id="3"><a></b></release></releases>`))
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, masters := range []bool{false, true} {
+			var d *dump.Decoder
+			var err error
+			if masters {
+				d, err = dump.NewMasters(bytes.NewReader(data), dump.MaxRecordSize(4096), dump.MaxRawBytes(512))
+			} else {
+				d, err = dump.NewReleases(bytes.NewReader(data), dump.MaxRecordSize(4096), dump.MaxRawBytes(512))
+			}
+			if err != nil {
+				continue // a broken gzip header
+			}
+			last := int64(-1)
+			for calls := 0; ; calls++ {
+				if calls > len(data)+2 {
+					t.Fatalf("no progress after %d calls", calls)
+				}
+				var m proto.Message
+				if masters {
+					m, err = d.NextMaster()
+				} else {
+					m, err = d.NextRelease()
+				}
+				if err == io.EOF {
+					break
+				}
+				var re *dump.RecordError
+				if errors.As(err, &re) {
+					if re.Offset <= last || len(re.Raw) > 512 {
+						t.Fatalf("record error at %d after %d, raw %d bytes", re.Offset, last, len(re.Raw))
+					}
+					last = re.Offset
+					continue
+				}
+				if err != nil {
+					if !errors.Is(err, dump.ErrTruncated) && !errors.Is(err, dump.ErrMalformed) && !strings.HasPrefix(err.Error(), "dump:") {
+						t.Fatalf("unexpected error %v", err)
+					}
+					break
+				}
+				if p := d.Position(); p.Offset <= last {
+					t.Fatalf("position %d after %d", p.Offset, last)
+				} else {
+					last = p.Offset
+				}
+				if _, err := proto.Marshal(m); err != nil {
+					t.Fatalf("record does not marshal: %v", err)
+				}
+			}
+			d.Close()
+		}
+	})
+}
