@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -148,5 +150,59 @@ func TestScrapeParse(t *testing.T) {
 	}
 	if _, errs, code := run(t, "scrape", "parse", "/nonexistent.html"); code != 1 || !strings.Contains(errs, "no such file") {
 		t.Errorf("missing file: %d %s", code, errs)
+	}
+}
+
+func TestImportReleasesAndFX(t *testing.T) {
+	dir := testutil.SharedDir(t, "fixtures", "dump_xml", "xml2db_20200806")
+	out, errs, code := run(t, "import", "releases", "--dry-run", dir+"/discogs_20200806_releases.xml.gz")
+	if code != 0 || !strings.Contains(out, "releases=1000 invalid=0") {
+		t.Fatalf("dry run: %d %q %q", code, out, errs)
+	}
+
+	k, err := embedded.StartKafka(embedded.KafkaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	brokers := strings.Join(k.Addrs(), ",")
+	if _, errs, code := run(t, "topics", "--brokers", brokers, "create"); code != 0 {
+		t.Fatal(errs)
+	}
+	// A dump with one bad record in the middle.
+	bad := filepath.Join(t.TempDir(), "discogs_20260101_releases.xml")
+	body := `<releases><release id="1" status="Accepted"><title>One</title><genres><genre>Rock</genre></genres></release>` +
+		`<release id="oops" status="Accepted"><title>Bad</title></release>` +
+		`<release id="3" status="Accepted"><title>Three</title></release></releases>`
+	if err := os.WriteFile(bad, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	progress := filepath.Join(t.TempDir(), "p")
+	out, errs, code = run(t, "import", "releases", "--brokers", brokers, "--progress-file", progress, bad)
+	if code != 0 || !strings.Contains(out, "releases=2 invalid=1") {
+		t.Fatalf("import: %d %q %q", code, out, errs)
+	}
+	if _, err := os.Stat(progress); !os.IsNotExist(err) {
+		t.Errorf("progress file left after a complete import: %v", err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.ConsumeTopics("releases.v1", "dlq.v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	got := map[string]int{}
+	deadline := time.Now().Add(10 * time.Second)
+	for got["releases.v1"] < 2 || got["dlq.v1"] < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("records seen: %v", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got[r.Topic]++ })
+		cancel()
+	}
+
+	out, errs, code = run(t, "import", "fx", "--brokers", brokers, testutil.SharedDir(t, "fixtures", "ecb")+"/eurofxref-daily-2017-03-08.xml")
+	if code != 0 || !strings.Contains(out, "fx=32 date=2017-03-08") || !strings.Contains(out, "2017-03-08 USD 1.0556") {
+		t.Fatalf("import fx: %d %q %q", code, out, errs)
 	}
 }
