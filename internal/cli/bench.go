@@ -31,7 +31,11 @@ Benchmarks:
             p50/p99 are produce-to-visible latencies (a consumer of user-profiles.v1 sees
             the profile) at --paced-rate events/s for --paced-for; then runs "restore".
   restore   restore rate of a --restore-keys key changelog into a new instance:
-              bench=restore records=N seconds=F records_per_s=N`,
+              bench=restore records=N seconds=F records_per_s=N
+  parse     marketplace pages (250 listings) parsed per second for --for:
+              bench=parse pages=N pages_per_s=N listings_per_s=N
+  dump      a --dump-releases release dump decoded, plain and gzip; peak RSS shows constant memory:
+              bench=dump format=plain|gzip releases=N releases_per_s=N mb_per_s=N peak_rss_mb=N`,
 	}
 	c.run = func(ctx context.Context, env *Env, args []string) error {
 		fs := newFlags(env, c)
@@ -43,6 +47,8 @@ Benchmarks:
 		restoreKeys := fs.Int("restore-keys", 1_000_000, "keys in the restored changelog")
 		quiet := fs.Bool("quiet", false, "no progress on stderr")
 		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the first measured phase to this file")
+		benchFor := fs.Duration("for", 5*time.Second, "how long the parse benchmark runs")
+		dumpN := fs.Int("dump-releases", 500000, "releases in the synthesised dump (about 4.3 kB each)")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -67,6 +73,24 @@ Benchmarks:
 			cfg.CPUProfile = f
 		}
 		switch fs.Arg(0) {
+		case "parse":
+			r, err := bench.Parse(*benchFor)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(env.Stdout, bench.Line("parse", "pages", r.Pages, "pages_per_s", int(r.PagesPerSec), "listings_per_s", int(r.ListingsSec)))
+			return nil
+		case "dump":
+			for _, gz := range []bool{false, true} {
+				r, err := bench.Dump(*dumpN, gz)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(progress, "dump", r)
+				fmt.Fprintln(env.Stdout, bench.Line("dump", "format", r.Format, "releases", r.Releases, "releases_per_s", int(r.ReleasesPerS),
+					"mb_per_s", int(r.MBPerS), "peak_rss_mb", int(r.PeakRSSMB)))
+			}
+			return nil
 		case "profile":
 			for _, m := range []stream.Mode{stream.AtLeastOnce, stream.ExactlyOnce} {
 				r, err := bench.ProfileThroughput(ctx, cfg, m)
@@ -83,7 +107,7 @@ Benchmarks:
 		case "restore":
 			return benchRestore(ctx, env, cfg)
 		default:
-			return usagef("unknown benchmark %q (have %s)", fs.Arg(0), strings.Join([]string{"profile", "restore"}, ", "))
+			return usagef("unknown benchmark %q (have %s)", fs.Arg(0), strings.Join([]string{"profile", "restore", "parse", "dump"}, ", "))
 		}
 	}
 	return c
