@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	chsink "github.com/cratestream/cratestream/connectors/clickhouse"
 	"github.com/cratestream/cratestream/internal/bench"
 	"github.com/cratestream/cratestream/internal/stream"
 )
@@ -35,7 +36,13 @@ Benchmarks:
   parse     marketplace pages (250 listings) parsed per second for --for:
               bench=parse pages=N pages_per_s=N listings_per_s=N
   dump      a --dump-releases release dump decoded, plain and gzip; peak RSS shows constant memory:
-              bench=dump format=plain|gzip releases=N releases_per_s=N mb_per_s=N peak_rss_mb=N`,
+              bench=dump format=plain|gzip releases=N releases_per_s=N mb_per_s=N peak_rss_mb=N
+  sink      --sink-listings listings from listings.v1 into ClickHouse, end to end (100K-row batches):
+              bench=sink rows=N seconds=F rows_per_s=N
+  search    the dashboard's filtered search over --search-listings listings (500 releases by
+            popularity, grade >= VG+, price and rating limits, cheapest 100), on the table as
+            loaded and after OPTIMIZE ... FINAL:
+              bench=search listings=N queries=N rows_per_query=N p50_ms=F p99_ms=F loaded_parts=N loaded_p50_ms=F loaded_p99_ms=F`,
 	}
 	c.run = func(ctx context.Context, env *Env, args []string) error {
 		fs := newFlags(env, c)
@@ -49,6 +56,9 @@ Benchmarks:
 		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the first measured phase to this file")
 		benchFor := fs.Duration("for", 5*time.Second, "how long the parse benchmark runs")
 		dumpN := fs.Int("dump-releases", 500000, "releases in the synthesised dump (about 4.3 kB each)")
+		sinkN := fs.Int("sink-listings", 1_000_000, "listings preloaded for the sink benchmark")
+		searchN := fs.Int("search-listings", 10_000_000, "listings in the search benchmark's table")
+		chAddr := fs.String("clickhouse", env.Getenv("CRATESTREAM_CLICKHOUSE"), "use this ClickHouse (default: a private clickhouse-server)")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -91,6 +101,21 @@ Benchmarks:
 					"mb_per_s", int(r.MBPerS), "peak_rss_mb", int(r.PeakRSSMB)))
 			}
 			return nil
+		case "sink":
+			r, err := chsink.BenchSinkThroughput(ctx, chsink.SinkBenchConfig{Listings: *sinkN, ClickHouseAddr: *chAddr, Progress: progress})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(env.Stdout, bench.Line("sink", "rows", r.Rows, "seconds", r.Elapsed, "rows_per_s", int(r.RowsPerSec)))
+			return nil
+		case "search":
+			r, err := chsink.BenchSearch(ctx, chsink.SearchBenchConfig{Listings: *searchN, ClickHouseAddr: *chAddr, Progress: progress})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(env.Stdout, bench.Line("search", "listings", r.Listings, "queries", r.Queries, "rows_per_query", int(r.RowsPerQuery),
+				"p50_ms", ms(r.P50), "p99_ms", ms(r.P99), "loaded_parts", r.LoadedParts, "loaded_p50_ms", ms(r.LoadedP50), "loaded_p99_ms", ms(r.LoadedP99)))
+			return nil
 		case "profile":
 			for _, m := range []stream.Mode{stream.AtLeastOnce, stream.ExactlyOnce} {
 				r, err := bench.ProfileThroughput(ctx, cfg, m)
@@ -107,7 +132,7 @@ Benchmarks:
 		case "restore":
 			return benchRestore(ctx, env, cfg)
 		default:
-			return usagef("unknown benchmark %q (have %s)", fs.Arg(0), strings.Join([]string{"profile", "restore", "parse", "dump"}, ", "))
+			return usagef("unknown benchmark %q (have %s)", fs.Arg(0), strings.Join([]string{"profile", "restore", "parse", "dump", "sink", "search"}, ", "))
 		}
 	}
 	return c

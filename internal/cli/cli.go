@@ -37,6 +37,7 @@ func commands() []command {
 		benchCommand(),
 		scrapeCommand(),
 		importCommand(),
+		queryCommand(),
 	}
 }
 

@@ -170,6 +170,9 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 	d.set.scrapeParallel = 8
 	defer d.close()
 	names := demoServices()
+	if chAddr != "" {
+		names = append(names, "clickhouse-sink")
+	}
 	fmt.Fprintf(out, "  services    %v (the scraper reads an in-process fake marketplace of %d releases)\n", names, o.releases)
 	fmt.Fprintf(out, "  ops         http://%s/metrics  http://%s/healthz  http://%s/readyz\n", bound, bound, bound)
 	fmt.Fprintln(out, "Generating traffic; Ctrl-C stops.")

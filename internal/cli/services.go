@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	chsink "github.com/cratestream/cratestream/connectors/clickhouse"
 	"github.com/cratestream/cratestream/connectors/discogs/api"
 	"github.com/cratestream/cratestream/connectors/discogs/fakemarket"
 	"github.com/cratestream/cratestream/connectors/discogs/importer"
@@ -181,6 +182,10 @@ func services() []service {
 			run: runImporter,
 		},
 		{
+			name: "clickhouse-sink", summary: "listings, sellers, releases, release stats and profiles -> ClickHouse (needs --clickhouse)",
+			run: runSink,
+		},
+		{
 			name: "fakemarket", summary: "an HTTP server of Discogs-format marketplace pages for a generated catalogue (--fakemarket-listen)",
 			run: runFakemarket,
 		},
@@ -256,6 +261,27 @@ func runImporter(ctx context.Context, d *deps) error {
 		return err
 	}
 	return im.Run(ctx, importer.WorkerConfig{Brokers: d.brokers})
+}
+
+func runSink(ctx context.Context, d *deps) error {
+	if d.set.clickhouseAddr == "" {
+		return usagef("clickhouse-sink needs ClickHouse: pass --clickhouse host:port or set CRATESTREAM_CLICKHOUSE")
+	}
+	conn, err := chsink.Open(ctx, chsink.ConnOptions{Addr: []string{d.set.clickhouseAddr}})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	res, err := chsink.Migrate(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("clickhouse migrations: %w", err)
+	}
+	d.logger().Info("clickhouse migrated", "result", fmt.Sprintf("%+v", res))
+	s, err := chsink.NewSink(chsink.Config{Brokers: d.brokers, Conn: conn, Metrics: d.srv.Registry, Logger: d.logger()})
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
 }
 
 func runFakemarket(ctx context.Context, d *deps) error {
