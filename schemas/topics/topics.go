@@ -197,11 +197,80 @@ func RequestStatus() stream.Topic[string, *pb.RequestStatus] {
 	}, stream.Codec[string](stream.StringCodec{}), stream.Codec[*pb.RequestStatus](stream.Proto[pb.RequestStatus]()))
 }
 
+// UserCandidates is user-candidates.v1: each user's top-N recommendations
+// and wantlist, written by the recommend processor.
+func UserCandidates() stream.Topic[string, *pb.Candidates] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "user-candidates.v1",
+		Partitions:  UserPartitions,
+		Cleanup:     stream.CleanupCompact,
+		KeyEncoding: "user id, UTF-8",
+		ValueType:   "cratestream.v1.Candidates",
+		Description: "per-user candidates: recommendations (score, model version) and wantlist",
+	}, stream.Codec[string](stream.StringCodec{}), stream.Codec[*pb.Candidates](stream.Proto[pb.Candidates]()))
+}
+
+// ItemFactors is item-factors.v1: latent factors of each release per model
+// version.
+func ItemFactors() stream.Topic[int64, *pb.ItemFactors] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "item-factors.v1",
+		Partitions:  6,
+		Cleanup:     stream.CleanupCompact,
+		KeyEncoding: "release id, decimal",
+		ValueType:   "cratestream.v1.ItemFactors",
+		Description: "item factor vectors of the trained model",
+	}, stream.Codec[int64](stream.Int64Codec{}), stream.Codec[*pb.ItemFactors](stream.Proto[pb.ItemFactors]()))
+}
+
+// Models is models.v1: the manifest of each model's current version.
+func Models() stream.Topic[string, *pb.ModelManifest] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "models.v1",
+		Partitions:  1,
+		Cleanup:     stream.CleanupCompact,
+		KeyEncoding: "model name",
+		ValueType:   "cratestream.v1.ModelManifest",
+		Description: "model manifests: version, parameters, offline metrics, time; written after the factors",
+	}, stream.Codec[string](stream.StringCodec{}), stream.Codec[*pb.ModelManifest](stream.Proto[pb.ModelManifest]()))
+}
+
+// CartRequests is cart-requests.v1: collectors asking for carts.
+func CartRequests() stream.Topic[string, *pb.CartRequest] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "cart-requests.v1",
+		Partitions:  UserPartitions,
+		Cleanup:     stream.CleanupDelete,
+		Retention:   7 * day,
+		KeyEncoding: "user id, UTF-8",
+		ValueType:   "cratestream.v1.CartRequest",
+		Description: "cart requests with their criteria (co-partitioned with user-candidates.v1)",
+	}, stream.Codec[string](stream.StringCodec{}), stream.Codec[*pb.CartRequest](stream.Proto[pb.CartRequest]()))
+}
+
+// Carts is carts.v1: the results topic the frontend subscribes to.
+func Carts() stream.Topic[string, *pb.CartResult] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "carts.v1",
+		Partitions:  UserPartitions,
+		Cleanup:     stream.CleanupDelete,
+		Retention:   7 * day,
+		KeyEncoding: "user id, UTF-8",
+		ValueType:   "cratestream.v1.CartResult",
+		Description: "the top carts of each request: items, seller, subtotal, shipping, total, score",
+	}, stream.Codec[string](stream.StringCodec{}), stream.Codec[*pb.CartResult](stream.Proto[pb.CartResult]()))
+}
+
 // Catalogue is every topic, in the order of the README's table.
 func Catalogue() []stream.TopicSpec {
 	return []stream.TopicSpec{
 		Interactions().TopicSpec,
 		UserProfiles().TopicSpec,
+		UserCandidates().TopicSpec,
+		ItemFactors().TopicSpec,
+		Models().TopicSpec,
+		CartRequests().TopicSpec,
+		Carts().TopicSpec,
 		SyncRequests().TopicSpec,
 		SyncDone().TopicSpec,
 		Listings().TopicSpec,
