@@ -28,7 +28,7 @@ type ALSConfig struct {
 // DefaultALSConfig returns the defaults tuned on ml-latest-small and
 // hetrec2011-lastfm-2k (see eval/TUNING.md for the figures).
 func DefaultALSConfig() ALSConfig {
-	return ALSConfig{Factors: 64, Regularization: 1, Alpha: 10, Iterations: 15, CGSteps: 3, Seed: 1}
+	return ALSConfig{Factors: 64, Regularization: 50, Alpha: 10, Iterations: 15, CGSteps: 3, Seed: 1}
 }
 
 func (c ALSConfig) validate() error {
@@ -267,7 +267,7 @@ func gram64(v []float32, n, k, nworkers int) []float64 {
 		for c := lo; c < hi; c++ {
 			r0, r1 := c*rowChunk, min((c+1)*rowChunk, n)
 			out := make([]float32, k*k)
-			impl.Sgemm(blas.Trans, blas.NoTrans, k, k, r1-r0, 1, v[r0*k:r1*k], k, v[r0*k:r1*k], k, 0, out, k)
+			impl{}.Sgemm(blas.Trans, blas.NoTrans, k, k, r1-r0, 1, v[r0*k:r1*k], k, v[r0*k:r1*k], k, 0, out, k)
 			partial[c] = out
 		}
 	})

@@ -95,7 +95,7 @@ func (m *ALSModel) ScoreVector(x []float32, dst []float32) error {
 	if len(x) != m.Factors || len(dst) < m.Items {
 		return fmt.Errorf("%w: vector %d (want %d), dst %d (want ≥ %d)", ErrBadInput, len(x), m.Factors, len(dst), m.Items)
 	}
-	gemv(m.ItemFactors, m.Items, m.Factors, x, dst)
+	gemvLarge(m.ItemFactors, m.Items, m.Factors, x, dst)
 	return nil
 }
 

@@ -26,7 +26,7 @@ type EASEConfig struct {
 // DefaultEASEConfig returns the defaults tuned on ml-latest-small and
 // hetrec2011-lastfm-2k (see eval/TUNING.md).
 func DefaultEASEConfig() EASEConfig {
-	return EASEConfig{Lambda: 200, MinSupport: 3, MaxItems: 8000}
+	return EASEConfig{Lambda: 100, MinSupport: 3, MaxItems: 8000}
 }
 
 // EASEModel holds B = I − P·diag(1/diag(P)), P = (XᵀX + λI)⁻¹, restricted
@@ -248,7 +248,7 @@ func (m *EASEModel) ScoreHistory(history []int32, dst []float32) error {
 		a := int(m.pos[i])
 		axpy(1, m.B[a*n:(a+1)*n], acc)
 	}
-	fill(dst[:m.Items], negInf)
+	fill(dst[:m.Items], negInf())
 	for p, i := range m.Support {
 		dst[i] = acc[p]
 	}

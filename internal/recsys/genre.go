@@ -20,7 +20,7 @@ type GenreConfig struct {
 
 // DefaultGenreConfig returns the defaults tuned on ml-latest-small and
 // hetrec2011-lastfm-2k (see eval/TUNING.md).
-func DefaultGenreConfig() GenreConfig { return GenreConfig{PopularityExponent: 1, IDF: false} }
+func DefaultGenreConfig() GenreConfig { return GenreConfig{PopularityExponent: 0.5, IDF: true} }
 
 // GenreScore is a collector's affinity for one genre or style.
 type GenreScore struct {
@@ -31,11 +31,11 @@ type GenreScore struct {
 // GenreModel scores items by how well their genres/styles match the
 // genres of a collector's history, weighted by popularity.
 type GenreModel struct {
-	cfg        GenreConfig
-	Items      int       `json:"items"`
-	Genres     []string  `json:"genres"`
-	ItemGenres [][]int32 `json:"-"`
-	Counts     []int     `json:"-"`
+	Config     GenreConfig `json:"config"`
+	Items      int         `json:"items"`
+	Genres     []string    `json:"genres"`
+	ItemGenres [][]int32   `json:"-"`
+	Counts     []int       `json:"-"`
 	idx        map[string]int32
 	byGenre    [][]int32 // items of each genre, most popular first
 	weight     []float64 // per-genre multiplier (IDF or 1)
@@ -55,7 +55,7 @@ func TrainGenre(ui *CSR, itemGenres [][]string, cfg GenreConfig) (*GenreModel, e
 	if math.IsNaN(cfg.PopularityExponent) || math.IsInf(cfg.PopularityExponent, 0) {
 		return nil, fmt.Errorf("%w: genre popularity exponent %v", ErrBadInput, cfg.PopularityExponent)
 	}
-	g := &GenreModel{cfg: cfg, Items: ui.Cols, ItemGenres: make([][]int32, ui.Cols), Counts: ui.ColCounts(),
+	g := &GenreModel{Config: cfg, Items: ui.Cols, ItemGenres: make([][]int32, ui.Cols), Counts: ui.ColCounts(),
 		idx: map[string]int32{}}
 	for i, names := range itemGenres {
 		var ids []int32

@@ -17,7 +17,7 @@ type KNNConfig struct {
 
 // DefaultKNNConfig returns the defaults tuned on ml-latest-small and
 // hetrec2011-lastfm-2k (see eval/TUNING.md).
-func DefaultKNNConfig() KNNConfig { return KNNConfig{K: 100, Shrink: 10} }
+func DefaultKNNConfig() KNNConfig { return KNNConfig{K: 20, Shrink: 10} }
 
 // ItemKNN keeps the top-K cosine neighbours of every item: item i's are
 // Neighbors[Indptr[i]:Indptr[i+1]], best first, with Sims alongside.

@@ -15,7 +15,7 @@ type Scorer interface {
 	ScoreHistory(history []int32, dst []float32) error
 }
 
-var negInf = float32(math.Inf(-1))
+func negInf() float32 { return float32(math.Inf(-1)) }
 
 func fill(dst []float32, v float32) {
 	for i := range dst {

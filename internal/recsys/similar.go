@@ -46,7 +46,7 @@ func (v *VectorIndex) Similar(id int32, n int, exclude Exclusion) ([]Scored, err
 	}
 	q := v.unit[int(id)*v.Dim : (int(id)+1)*v.Dim]
 	scores := make([]float32, v.N)
-	gemv(v.unit, v.N, v.Dim, q, scores)
+	gemvLarge(v.unit, v.N, v.Dim, q, scores)
 	scores[id] = float32(math.NaN()) // never return the query itself
 	return TopN(scores, n, exclude), nil
 }
@@ -58,7 +58,7 @@ func (v *VectorIndex) Nearest(q []float32, n int, exclude Exclusion) ([]Scored, 
 		return nil, fmt.Errorf("%w: query has %d dims, index %d", ErrBadInput, len(q), v.Dim)
 	}
 	scores := make([]float32, v.N)
-	gemv(v.unit, v.N, v.Dim, q, scores)
+	gemvLarge(v.unit, v.N, v.Dim, q, scores)
 	if qn := math.Sqrt(float64(dot(q, q))); qn > 0 {
 		for i := range scores {
 			scores[i] = float32(float64(scores[i]) / qn)

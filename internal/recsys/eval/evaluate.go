@@ -14,7 +14,8 @@ import (
 // Config selects seeds and model parameters for Evaluate.
 type Config struct {
 	// Seeds is the number of splits; seed s uses FirstSeed+s for the split
-	// and for the model's own randomness (ALS initialisation).
+	// and for the model's own randomness (ALS initialisation, overriding
+	// ALS.Seed), so the spread over seeds covers both.
 	Seeds         int     `json:"seeds"`
 	FirstSeed     uint64  `json:"first_seed"`
 	TrainFraction float64 `json:"train_fraction"`
@@ -90,7 +91,9 @@ func Evaluate(ctx context.Context, d *Dataset, model string, cfg Config) (Result
 func paramsOf(model string, cfg Config) any {
 	switch model {
 	case "als":
-		return cfg.ALS
+		c := cfg.ALS
+		c.Seed = cfg.FirstSeed // seed s trains with FirstSeed+s
+		return c
 	case "ease":
 		return cfg.EASE
 	case "knn":

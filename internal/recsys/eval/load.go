@@ -243,7 +243,7 @@ func (d *Dataset) ItemGenres(meta map[string][]string) [][]string {
 	return out
 }
 
-// sortedCopy returns a sorted copy, for deterministic map iteration.
+// sortedKeys returns the map keys sorted, for deterministic iteration.
 func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
 	keys := make([]K, 0, len(m))
 	for k := range m {

@@ -144,4 +144,4 @@ func eachFields(path string, fn func(line int, f []string) error) error {
 
 // DefaultLastfmTags is how many top tags per artist LoadLastfmTags keeps
 // as "genres" in the tuned evaluation (see TUNING.md).
-const DefaultLastfmTags = 5
+const DefaultLastfmTags = 10

@@ -119,6 +119,16 @@ func TestTune(t *testing.T) {
 						}
 					}
 				}
+			case "als-refine":
+				for _, f := range []int{64, 128} {
+					for _, reg := range []float64{25, 50, 100, 200} {
+						for _, a := range []float64{5, 10, 20} {
+							c := base
+							c.ALS.Factors, c.ALS.Regularization, c.ALS.Alpha = f, reg, a
+							run("als", c, "")
+						}
+					}
+				}
 			case "als-iter":
 				for _, it := range []int{5, 10, 15, 25} {
 					for _, cg := range []int{2, 3, 5} {
@@ -130,6 +140,14 @@ func TestTune(t *testing.T) {
 			case "ease":
 				for _, l := range []float64{50, 100, 200, 500, 1000, 2000} {
 					for _, sup := range []int{1, 2, 3, 5, 10} {
+						c := base
+						c.EASE.Lambda, c.EASE.MinSupport = l, sup
+						run("ease", c, "")
+					}
+				}
+			case "ease-refine":
+				for _, l := range []float64{75, 100, 150} {
+					for _, sup := range []int{2, 3} {
 						c := base
 						c.EASE.Lambda, c.EASE.MinSupport = l, sup
 						run("ease", c, "")
