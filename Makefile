@@ -29,6 +29,11 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 	./$(BIN) bench profile
 
+## eval: the offline evaluation on both shared datasets (all models, 5 seeds)
+eval: build
+	./$(BIN) eval --ratings ../shared/datasets/ml-latest-small/ratings.csv
+	./$(BIN) eval --ratings ../shared/datasets/hetrec2011-lastfm-2k/user_artists.dat
+
 ## generate: regenerate the protobuf Go code with pinned buf and protoc-gen-go
 generate:
 	schemas/generate.sh

@@ -38,6 +38,7 @@ func commands() []command {
 		scrapeCommand(),
 		importCommand(),
 		queryCommand(),
+		evalCommand(),
 	}
 }
 

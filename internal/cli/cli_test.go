@@ -206,3 +206,27 @@ func TestImportReleasesAndFX(t *testing.T) {
 		t.Fatalf("import fx: %d %q %q", code, out, errs)
 	}
 }
+
+func TestEvalCommand(t *testing.T) {
+	file := testutil.SharedDir(t, "datasets", "hetrec2011-lastfm-2k") + "/user_artists.dat"
+	out, errs, code := run(t, "eval", "--ratings", file, "--model", "pop", "--seeds", "2", "--json")
+	if code != 0 {
+		t.Fatalf("%d %s", code, errs)
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &r); err != nil {
+		t.Fatalf("%v: %q", err, out)
+	}
+	for _, k := range []string{"model", "p_at_10", "r_at_10", "ndcg_at_10", "coverage", "train_seconds"} {
+		if _, ok := r[k]; !ok {
+			t.Errorf("key %s missing: %s", k, out)
+		}
+	}
+	p := r["p_at_10"].(map[string]any)
+	if m := p["mean"].(float64); m < 0.05 || m > 0.1 {
+		t.Errorf("popularity P@10 on lastfm = %v, expected about 0.068", m)
+	}
+	if _, errs, code := run(t, "eval", "--ratings", file, "--model", "nope"); code != 2 || !strings.Contains(errs, "unknown model") {
+		t.Errorf("bad model: %d %s", code, errs)
+	}
+}
