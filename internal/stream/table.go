@@ -136,6 +136,25 @@ func (t *Table[K, V]) Put(c *Ctx, key K, value V) error {
 	return nil
 }
 
+// Keys returns the keys of the current task's committed store (writes of
+// the open transaction not included), in no particular order.
+func (t *Table[K, V]) Keys(c *Ctx) ([]K, error) {
+	s, err := t.state(c)
+	if err != nil {
+		return nil, err
+	}
+	var out []K
+	err = s.b.Range(nil, func(k, _ []byte) error {
+		key, err := t.key.Decode(k)
+		if err != nil {
+			return fmt.Errorf("store %s: decode key: %w", t.name, err)
+		}
+		out = append(out, key)
+		return nil
+	})
+	return out, err
+}
+
 // Delete removes key.
 func (t *Table[K, V]) Delete(c *Ctx, key K) error {
 	s, err := t.state(c)

@@ -518,6 +518,103 @@ func (x *ModelManifest) GetPopular() []int64 {
 	return nil
 }
 
+// RecOutcome counts recommendations and their adoption on
+// rec-outcomes.v1, keyed by model version: recommended is how many
+// releases a user was newly recommended, adopted how many recommended
+// releases the user then added to wantlist or collection. Summed per model
+// version and cascade level they give the online quality of a model.
+type RecOutcome struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventTimeMs   int64                  `protobuf:"varint,2,opt,name=event_time_ms,json=eventTimeMs,proto3" json:"event_time_ms,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ModelVersion  string                 `protobuf:"bytes,4,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	Level         string                 `protobuf:"bytes,5,opt,name=level,proto3" json:"level,omitempty"`
+	Recommended   int32                  `protobuf:"varint,6,opt,name=recommended,proto3" json:"recommended,omitempty"`
+	Adopted       int32                  `protobuf:"varint,7,opt,name=adopted,proto3" json:"adopted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecOutcome) Reset() {
+	*x = RecOutcome{}
+	mi := &file_cratestream_v1_recommend_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecOutcome) ProtoMessage() {}
+
+func (x *RecOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_cratestream_v1_recommend_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecOutcome.ProtoReflect.Descriptor instead.
+func (*RecOutcome) Descriptor() ([]byte, []int) {
+	return file_cratestream_v1_recommend_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RecOutcome) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *RecOutcome) GetEventTimeMs() int64 {
+	if x != nil {
+		return x.EventTimeMs
+	}
+	return 0
+}
+
+func (x *RecOutcome) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RecOutcome) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *RecOutcome) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *RecOutcome) GetRecommended() int32 {
+	if x != nil {
+		return x.Recommended
+	}
+	return 0
+}
+
+func (x *RecOutcome) GetAdopted() int32 {
+	if x != nil {
+		return x.Adopted
+	}
+	return 0
+}
+
 var File_cratestream_v1_recommend_proto protoreflect.FileDescriptor
 
 const file_cratestream_v1_recommend_proto_rawDesc = "" +
@@ -569,7 +666,16 @@ const file_cratestream_v1_recommend_proto_rawDesc = "" +
 	"\apopular\x18\x0e \x03(\x03R\apopular\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*w\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdb\x01\n" +
+	"\n" +
+	"RecOutcome\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\"\n" +
+	"\revent_time_ms\x18\x02 \x01(\x03R\veventTimeMs\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12#\n" +
+	"\rmodel_version\x18\x04 \x01(\tR\fmodelVersion\x12\x14\n" +
+	"\x05level\x18\x05 \x01(\tR\x05level\x12 \n" +
+	"\vrecommended\x18\x06 \x01(\x05R\vrecommended\x12\x18\n" +
+	"\aadopted\x18\a \x01(\x05R\aadopted*w\n" +
 	"\x0fCandidateSource\x12 \n" +
 	"\x1cCANDIDATE_SOURCE_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fCANDIDATE_SOURCE_RECOMMENDATION\x10\x01\x12\x1d\n" +
@@ -588,7 +694,7 @@ func file_cratestream_v1_recommend_proto_rawDescGZIP() []byte {
 }
 
 var file_cratestream_v1_recommend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cratestream_v1_recommend_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_cratestream_v1_recommend_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_cratestream_v1_recommend_proto_goTypes = []any{
 	(CandidateSource)(0),  // 0: cratestream.v1.CandidateSource
 	(*Candidate)(nil),     // 1: cratestream.v1.Candidate
@@ -596,12 +702,13 @@ var file_cratestream_v1_recommend_proto_goTypes = []any{
 	(*ItemFactors)(nil),   // 3: cratestream.v1.ItemFactors
 	(*ModelMetric)(nil),   // 4: cratestream.v1.ModelMetric
 	(*ModelManifest)(nil), // 5: cratestream.v1.ModelManifest
-	nil,                   // 6: cratestream.v1.ModelManifest.ParamsEntry
+	(*RecOutcome)(nil),    // 6: cratestream.v1.RecOutcome
+	nil,                   // 7: cratestream.v1.ModelManifest.ParamsEntry
 }
 var file_cratestream_v1_recommend_proto_depIdxs = []int32{
 	0, // 0: cratestream.v1.Candidate.source:type_name -> cratestream.v1.CandidateSource
 	1, // 1: cratestream.v1.Candidates.candidates:type_name -> cratestream.v1.Candidate
-	6, // 2: cratestream.v1.ModelManifest.params:type_name -> cratestream.v1.ModelManifest.ParamsEntry
+	7, // 2: cratestream.v1.ModelManifest.params:type_name -> cratestream.v1.ModelManifest.ParamsEntry
 	4, // 3: cratestream.v1.ModelManifest.metrics:type_name -> cratestream.v1.ModelMetric
 	4, // [4:4] is the sub-list for method output_type
 	4, // [4:4] is the sub-list for method input_type
@@ -621,7 +728,7 @@ func file_cratestream_v1_recommend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cratestream_v1_recommend_proto_rawDesc), len(file_cratestream_v1_recommend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -235,6 +235,20 @@ func Models() stream.Topic[string, *pb.ModelManifest] {
 	}, stream.Codec[string](stream.StringCodec{}), stream.Codec[*pb.ModelManifest](stream.Proto[pb.ModelManifest]()))
 }
 
+// RecOutcomes is rec-outcomes.v1: recommendations made and adopted, the
+// online quality of each model version and cascade level.
+func RecOutcomes() stream.Topic[string, *pb.RecOutcome] {
+	return stream.NewTopic(stream.TopicSpec{
+		Name:        "rec-outcomes.v1",
+		Partitions:  3,
+		Cleanup:     stream.CleanupDelete,
+		Retention:   90 * day,
+		KeyEncoding: "model version",
+		ValueType:   "cratestream.v1.RecOutcome",
+		Description: "recommendations made and adopted (added to wantlist or collection), per model version and level",
+	}, stream.Codec[string](stream.StringCodec{}), stream.Codec[*pb.RecOutcome](stream.Proto[pb.RecOutcome]()))
+}
+
 // CartRequests is cart-requests.v1: collectors asking for carts.
 func CartRequests() stream.Topic[string, *pb.CartRequest] {
 	return stream.NewTopic(stream.TopicSpec{
@@ -269,6 +283,7 @@ func Catalogue() []stream.TopicSpec {
 		UserCandidates().TopicSpec,
 		ItemFactors().TopicSpec,
 		Models().TopicSpec,
+		RecOutcomes().TopicSpec,
 		CartRequests().TopicSpec,
 		Carts().TopicSpec,
 		SyncRequests().TopicSpec,
