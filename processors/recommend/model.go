@@ -45,8 +45,8 @@ type Model struct {
 // it can answer for anyone (the cold-start level of the cascade).
 type popularity struct{ scores []float32 }
 
-func (p popularity) NumItems() int         { return len(p.scores) }
-func (p popularity) Known(_ []int32) int   { return 0 }
+func (p popularity) NumItems() int       { return len(p.scores) }
+func (p popularity) Known(_ []int32) int { return 0 }
 func (p popularity) ScoreHistory(_ []int32, dst []float32) error {
 	copy(dst, p.scores)
 	return nil
