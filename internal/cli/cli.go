@@ -39,6 +39,7 @@ func commands() []command {
 		importCommand(),
 		queryCommand(),
 		evalCommand(),
+		trainCommand(),
 	}
 }
 

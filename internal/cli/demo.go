@@ -253,7 +253,7 @@ func generate(ctx context.Context, cl *kgo.Client, o demoOptions, produced, bad 
 // demoServices are the services the demo runs: every processor and worker
 // that needs nothing from outside.
 func demoServices() []string {
-	return []string{"profile", "market", "scraper"}
+	return []string{"profile", "recommend", "trainer", "market", "scraper"}
 }
 
 // requestScrapes keeps the marketplace flowing until the cart builder asks

@@ -25,6 +25,7 @@ import (
 	"github.com/cratestream/cratestream/internal/stream"
 	"github.com/cratestream/cratestream/processors/market"
 	"github.com/cratestream/cratestream/processors/profile"
+	"github.com/cratestream/cratestream/processors/recommend"
 )
 
 // service is one thing `run` (and the demo) can run: a stream processor on
@@ -60,6 +61,8 @@ type settings struct {
 	fakeListen     string
 	fakeReleases   int
 	fakeSeed       uint64
+	trainEvery     time.Duration
+	trainAfter     int64
 }
 
 func (s *settings) register(fs *flag.FlagSet, env *Env) {
@@ -83,6 +86,8 @@ func (s *settings) register(fs *flag.FlagSet, env *Env) {
 	fs.StringVar(&s.fakeListen, "fakemarket-listen", envOr(env, "CRATESTREAM_FAKEMARKET_LISTEN", ":8090"), "where fakemarket serves its pages")
 	fs.IntVar(&s.fakeReleases, "fakemarket-releases", 2000, "releases in fakemarket's generated catalogue (1..N)")
 	fs.Uint64Var(&s.fakeSeed, "fakemarket-seed", 1, "seed of fakemarket's catalogue")
+	fs.DurationVar(&s.trainEvery, "train-every", time.Hour, "trainer: retrain at least this often")
+	fs.Int64Var(&s.trainAfter, "train-after", 10000, "trainer: retrain once this many interactions arrived")
 }
 
 // deps are what services share in one process.
@@ -97,6 +102,7 @@ type deps struct {
 	fake *fakemarket.Market
 
 	mu      sync.Mutex
+	models  *recommend.ModelStore
 	rds     *redis.Store
 	kprod   *kgo.Client
 	running []*stream.Runner
@@ -171,6 +177,24 @@ func services() []service {
 				fx := market.NewFX(stream.GlobalConfig{Brokers: d.brokers, Logger: d.logger(), ReadCommitted: true})
 				p, _ := market.New(market.Options{Mode: mode, FX: fx})
 				return p, nil
+			},
+		},
+		{
+			name: recommend.Name, summary: "user-profiles.v1 -> fold-in through the model cascade -> user-candidates.v1, rec-outcomes.v1", mode: stream.ExactlyOnce,
+			build: func(d *deps, mode stream.Mode) (*stream.Processor, error) {
+				models := recommend.NewModelStore(d.brokers, d.logger())
+				d.mu.Lock()
+				d.models = models
+				d.mu.Unlock()
+				p, _ := recommend.New(recommend.Options{Mode: mode, Models: models, Metrics: d.srv.Registry})
+				return p, nil
+			},
+		},
+		{
+			name: "trainer", summary: "trains the ALS model from user-profiles.v1 every --train-every or --train-after interactions",
+			run: func(ctx context.Context, d *deps) error {
+				return recommend.RunTrainer(ctx, recommend.TrainConfig{Brokers: d.brokers, Logger: d.logger()},
+					recommend.ScheduleConfig{Every: d.set.trainEvery, AfterInteractions: d.set.trainAfter})
 			},
 		},
 		{

@@ -96,6 +96,8 @@ func (s slogKfake) Logf(level kfake.LogLevel, msg string, args ...any) {
 	case kfake.LogLevelError:
 		s.l.Error("kfake: " + fmt.Sprintf(msg, args...))
 	case kfake.LogLevelWarn:
-		s.l.Warn("kfake: " + fmt.Sprintf(msg, args...))
+		// kfake warns about its own slow paths ("EndTxn slow"): noise for
+		// the demo, kept for debugging.
+		s.l.Debug("kfake: " + fmt.Sprintf(msg, args...))
 	}
 }
