@@ -37,6 +37,13 @@ Benchmarks:
               bench=parse pages=N pages_per_s=N listings_per_s=N
   dump      a --dump-releases release dump decoded, plain and gzip; peak RSS shows constant memory:
               bench=dump format=plain|gzip releases=N releases_per_s=N mb_per_s=N peak_rss_mb=N
+  als       seconds per ALS iteration at 64 factors on a generated 1M interactions / 100K users /
+            50K items set, and on lastfm-2k when --lastfm exists:
+              bench=als dataset=generated|lastfm-2k users=N items=N interactions=N factors=64 seconds_per_iter=F
+  foldin    one serving request: fold in a 50-item history, top 100 of 100K items:
+              bench=foldin items=100000 history=50 top=100 ms=F
+  recommend candidates per second through the recommend processor (trained model, embedded cluster):
+              bench=recommend profiles=N model_items=N seconds=F candidates_per_s=N
   sink      --sink-listings listings from listings.v1 into ClickHouse, end to end (100K-row batches):
               bench=sink rows=N seconds=F rows_per_s=N
   search    the dashboard's filtered search over --search-listings listings (500 releases by
@@ -56,6 +63,9 @@ Benchmarks:
 		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the first measured phase to this file")
 		benchFor := fs.Duration("for", 5*time.Second, "how long the parse benchmark runs")
 		dumpN := fs.Int("dump-releases", 500000, "releases in the synthesised dump (about 4.3 kB each)")
+		lastfm := fs.String("lastfm", "../shared/datasets/hetrec2011-lastfm-2k/user_artists.dat", "lastfm-2k interactions for the als benchmark")
+		recUsers := fs.Int("recommend-users", 100000, "profiles for the recommend benchmark")
+		recReleases := fs.Int("recommend-releases", 50000, "releases for the recommend benchmark")
 		sinkN := fs.Int("sink-listings", 1_000_000, "listings preloaded for the sink benchmark")
 		searchN := fs.Int("search-listings", 10_000_000, "listings in the search benchmark's table")
 		chAddr := fs.String("clickhouse", env.Getenv("CRATESTREAM_CLICKHOUSE"), "use this ClickHouse (default: a private clickhouse-server)")
@@ -101,6 +111,47 @@ Benchmarks:
 					"mb_per_s", int(r.MBPerS), "peak_rss_mb", int(r.PeakRSSMB)))
 			}
 			return nil
+		case "als":
+			m, err := bench.ALSGenerated()
+			if err != nil {
+				return err
+			}
+			d, err := bench.ALSIteration(ctx, m, 64, 3)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(env.Stdout, bench.Line("als", "dataset", "generated", "users", m.Rows, "items", m.Cols, "interactions", m.NNZ(),
+				"factors", 64, "seconds_per_iter", d))
+			if exists(*lastfm) {
+				lm, err := bench.ALSFile(*lastfm)
+				if err != nil {
+					return err
+				}
+				d, err := bench.ALSIteration(ctx, lm, 64, 10)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(env.Stdout, bench.Line("als", "dataset", "lastfm-2k", "users", lm.Rows, "items", lm.Cols, "interactions", lm.NNZ(),
+					"factors", 64, "seconds_per_iter", d))
+			} else {
+				fmt.Fprintf(progress, "als: %s absent, lastfm-2k skipped\n", *lastfm)
+			}
+			return nil
+		case "foldin":
+			d, err := bench.FoldIn(100_000, 500)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(env.Stdout, bench.Line("foldin", "items", 100000, "history", 50, "top", 100, "ms", ms(d)))
+			return nil
+		case "recommend":
+			r, err := bench.Recommend(ctx, *recUsers, *recReleases, progress)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(env.Stdout, bench.Line("recommend", "profiles", r.Profiles, "model_items", r.ModelItems, "seconds", r.Elapsed,
+				"candidates_per_s", int(r.PerSecond)))
+			return nil
 		case "sink":
 			r, err := chsink.BenchSinkThroughput(ctx, chsink.SinkBenchConfig{Listings: *sinkN, ClickHouseAddr: *chAddr, Progress: progress})
 			if err != nil {
@@ -132,7 +183,7 @@ Benchmarks:
 		case "restore":
 			return benchRestore(ctx, env, cfg)
 		default:
-			return usagef("unknown benchmark %q (have %s)", fs.Arg(0), strings.Join([]string{"profile", "restore", "parse", "dump", "sink", "search"}, ", "))
+			return usagef("unknown benchmark %q (have %s)", fs.Arg(0), strings.Join([]string{"profile", "restore", "parse", "dump", "sink", "search", "als", "foldin", "recommend"}, ", "))
 		}
 	}
 	return c
