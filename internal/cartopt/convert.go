@@ -71,6 +71,11 @@ func (c *Converter) Cents(amount Decimal, from string) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("currency %q: %w", from, ErrUnknownCurrency)
 	}
+	return f.cents(amount, from)
+}
+
+// cents converts amount with the factor of currency from.
+func (f *convFactor) cents(amount Decimal, from string) (int64, error) {
 	if f.fast && amount.rat == nil {
 		if v, ok := fastCents(amount.coef, int(amount.exp), f.num, f.den); ok {
 			return v, nil

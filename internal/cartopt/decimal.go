@@ -78,8 +78,11 @@ func normalize(coef int64, exp int32) Decimal {
 
 // parseNumberText parses the JSON number grammar
 // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? exactly.
-func parseNumberText(t string) (Decimal, error) {
-	bad := func() (Decimal, error) { return Decimal{}, fmt.Errorf("%q is not a number", t) }
+func parseNumberText(t string) (Decimal, error) { return parseNumber(t) }
+
+// parseNumber is parseNumberText for text or bytes (the reader's views).
+func parseNumber[T string | []byte](t T) (Decimal, error) {
+	bad := func() (Decimal, error) { return Decimal{}, fmt.Errorf("%q is not a number", string(t)) }
 	i, n := 0, len(t)
 	neg := false
 	if i < n && t[i] == '-' {
@@ -139,28 +142,32 @@ func parseNumberText(t string) (Decimal, error) {
 		return bad()
 	}
 	exp -= fracEnd - fracStart
-	if exp > maxDecimalExp || exp < -maxDecimalExp-len(t) {
-		return Decimal{}, fmt.Errorf("number %q: exponent %w", t, ErrOutOfRange)
+	if exp > maxDecimalExp || exp < -maxDecimalExp-n {
+		return Decimal{}, fmt.Errorf("number %q: exponent %w", string(t), ErrOutOfRange)
 	}
 	// Accumulate the significant digits; more than 18 go the big.Rat way.
 	var coef int64
 	digits := 0
-	for _, part := range [2]string{t[intStart:intEnd], t[fracStart:fracEnd]} {
-		for j := 0; j < len(part); j++ {
-			d := int64(part[j] - '0')
-			if digits == 0 && d == 0 {
-				continue
+	for j := intStart; j < fracEnd; j++ {
+		if j == intEnd {
+			j = fracStart
+			if j >= fracEnd {
+				break
 			}
-			digits++
-			if digits > 18 {
-				r, ok := new(big.Rat).SetString(t)
-				if !ok {
-					return bad()
-				}
-				return Decimal{rat: r}, nil
-			}
-			coef = coef*10 + d
 		}
+		d := int64(t[j] - '0')
+		if digits == 0 && d == 0 {
+			continue
+		}
+		digits++
+		if digits > 18 {
+			r, ok := new(big.Rat).SetString(string(t))
+			if !ok {
+				return bad()
+			}
+			return Decimal{rat: r}, nil
+		}
+		coef = coef*10 + d
 	}
 	if neg {
 		coef = -coef

@@ -23,7 +23,7 @@ func (sv *solver) solveMulti() []*found {
 	// Per release its cheapest listing: with equal scores, nothing beats it
 	// in the relaxations.
 	relCost := make([]int64, pr.releases)
-	minShipAll := int64(math.MaxInt64)
+	minShipAll, minShipMax := int64(math.MaxInt64), int64(0)
 	type sellerKey struct {
 		pos int
 		ub  value
@@ -47,6 +47,7 @@ func (sv *solver) solveMulti() []*found {
 			ms.relSeen[it.rel] = true
 			ms.relW[it.rel] = it.w
 			minShipAll = min(minShipAll, it.ship)
+			minShipMax = max(minShipMax, it.ship)
 		}
 		slices.Sort(costs)
 		m, spent := 0, sb.minShip
@@ -96,24 +97,30 @@ func (sv *solver) solveMulti() []*found {
 		}
 	}
 	cb := newCheap(rw, rc, pr.budget-minShipAll)
-
-	top := &topSink{sv: sv, n: sv.topN}
 	nItems := 0
 	for _, si := range ms.sellers {
 		nItems += len(pr.sellers[si].items)
 	}
+	if minShipMax > 0 || sv.forceBlocks {
+		return sv.solveMultiShip(ms, &cb, nItems)
+	}
+
+	top := &topSink{sv: sv, n: sv.topN}
 	s := &search{
-		kind: sv.kind, budget: pr.budget, sink: top, sumAbsW: pr.sumAbsW,
-		blocks: make([]sblock, len(ms.sellers)), used: make([]bool, pr.releases),
+		runState: runState{kind: sv.kind, budget: pr.budget, sink: top, sumAbsW: pr.sumAbsW},
+		share:    make([]int64, len(ms.sellers)), mcap: make([]int64, len(ms.sellers)),
 	}
 	for _, q := range sv.qOrder(&cb) {
-		if thr, ok := top.threshold(); ok && sv.kind.cmp(cb.at(q), thr) < 0 {
+		if thr, _, ok := top.threshold(); ok && sv.kind.cmp(cb.at(q), thr) < 0 {
 			break
 		}
 		sv.buildMulti(s, ms, q, nItems)
-		s.q = int64(q)
+		s.reset(q)
 		s.limit = sv.limitLeft()
-		s.run()
+		s.run(0)
+		if sv.debug != nil {
+			sv.debug(q, 0, 0, s)
+		}
 		sv.nodes += s.nodes
 		s.nodes = 0
 		if s.stopped {
@@ -124,23 +131,21 @@ func (sv *solver) solveMulti() []*found {
 	return top.top
 }
 
-// buildMulti prepares the blocks of a multi-seller run for quantity q.
-func (sv *solver) buildMulti(s *search, ms *multiSeller, q, nItems int) {
+// multiLambda picks λ for a multi-seller run of quantity q from the
+// relaxation over releases, each at its cheapest listing plus its seller's
+// shipping share (see search).
+func (sv *solver) multiLambda(ms *multiSeller, q, nItems int) (p, qs int64) {
 	pr := sv.pr
-	// λ from the relaxation over releases, each at its cheapest listing
-	// including the seller's shipping share.
 	nRel := pr.releases
 	relCost := make([]float64, nRel)
 	for i := range relCost {
 		relCost[i] = math.Inf(1)
 	}
-	shareF := make([]float64, len(ms.sellers))
 	for b, si := range ms.sellers {
-		m := min(ms.maxCount[b], q)
-		shareF[b] = float64(ms.minShip[b]) / float64(m)
+		share := float64(ms.minShip[b]) / float64(min(ms.maxCount[b], q))
 		for _, r := range pr.sellers[si].items {
 			it := &pr.items[r]
-			relCost[it.rel] = min(relCost[it.rel], float64(it.cost)+shareF[b])
+			relCost[it.rel] = min(relCost[it.rel], float64(it.cost)+share)
 		}
 	}
 	sv.ensureScratch(nRel)
@@ -152,93 +157,46 @@ func (sv *solver) buildMulti(s *search, ms *multiSeller, q, nItems int) {
 		}
 	}
 	lambda := lagrangeLambda(sv.wf[:n], sv.cf[:n], q, float64(pr.budget), sv.val, sv.cst)
-	s.p, s.qs = chooseScale(lambda, pr.sumAbsW, pr.budget, nItems)
+	return chooseScale(lambda, pr.sumAbsW, pr.budget, nItems)
+}
 
+// buildMulti prepares the groups of a multi-seller run for quantity q.
+func (sv *solver) buildMulti(s *search, ms *multiSeller, q, nItems int) {
+	pr := sv.pr
+	nRel := pr.releases
+	s.p, s.qs = sv.multiLambda(ms, q, nItems)
+
+	// Groups: one per release, its listings across sellers as options.
+	s.groups = s.groups[:0]
+	opts := make([]gopt, 0, nItems)
 	for b, si := range ms.sellers {
-		blk := &s.blocks[b]
-		refs := pr.sellers[si].items
-		blk.items = blk.items[:0]
-		for _, r := range refs {
-			it := &pr.items[r]
-			blk.items = append(blk.items, sitem{v: s.qs*it.w - s.p*it.cost, cost: it.cost, ship: it.ship, w: it.w, id: it.id, rel: it.rel, ref: r})
-		}
-		sortItems(blk.items)
-		blk.pre = prefix(blk.items, blk.pre)
 		m := int64(min(ms.maxCount[b], q))
-		blk.share = s.p * ms.minShip[b] / m // floor: a smaller share only loosens the bound
-	}
-
-	// The later blocks' best value per release, for each block, top q.
-	best := make([]int64, nRel)
-	seen := make([]bool, nRel)
-	var rels []int32
-	vals := make([]int64, 0, nRel)
-	for b := len(ms.sellers) - 1; b >= 0; b-- {
-		blk := &s.blocks[b]
-		vals = vals[:0]
-		for _, rel := range rels {
-			vals = append(vals, best[rel])
-		}
-		blk.fut = topPrefix(vals, q, blk.fut)
-		for i := range blk.items {
-			it := &blk.items[i]
-			v := it.v - blk.share
-			if !seen[it.rel] {
-				seen[it.rel] = true
-				best[it.rel] = v
-				rels = append(rels, it.rel)
-			} else if v > best[it.rel] {
-				best[it.rel] = v
-			}
+		s.mcap[b] = m
+		s.share[b] = s.p * ms.minShip[b] / m // floored: a smaller share only loosens the bound
+		for _, r := range pr.sellers[si].items {
+			it := &pr.items[r]
+			opts = append(opts, gopt{v: s.qs*it.w - s.p*it.cost - s.share[b], cost: it.cost, ship: it.ship, sell: int32(b), ref: r})
 		}
 	}
-}
-
-// topPrefix returns the prefix sums of the q largest of vals (reordered).
-func topPrefix(vals []int64, q int, out []int64) []int64 {
-	if len(vals) > q {
-		selectTop(vals, q)
-		vals = vals[:q]
+	// Bucket the options by release without a map: count, then place.
+	counts := make([]int32, nRel+1)
+	for _, o := range opts {
+		counts[pr.items[o.ref].rel+1]++
 	}
-	slices.SortFunc(vals, func(a, b int64) int { return cmp.Compare(b, a) })
-	out = append(out[:0], 0)
-	for i, v := range vals {
-		out = append(out, out[i]+v)
+	for i := 1; i <= nRel; i++ {
+		counts[i] += counts[i-1]
 	}
-	return out
-}
-
-// selectTop moves the q largest values to the front (quickselect).
-func selectTop(v []int64, q int) {
-	lo, hi := 0, len(v)-1
-	k := q - 1
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		if v[mid] > v[lo] {
-			v[mid], v[lo] = v[lo], v[mid]
-		}
-		if v[hi] > v[lo] {
-			v[hi], v[lo] = v[lo], v[hi]
-		}
-		if v[mid] < v[hi] {
-			v[mid], v[hi] = v[hi], v[mid]
-		}
-		pivot := v[hi]
-		i := lo
-		for x := lo; x < hi; x++ {
-			if v[x] > pivot {
-				v[x], v[i] = v[i], v[x]
-				i++
-			}
-		}
-		v[i], v[hi] = v[hi], v[i]
-		switch {
-		case i == k:
-			return
-		case i < k:
-			lo = i + 1
-		default:
-			hi = i - 1
+	placed := make([]gopt, len(opts))
+	next := slices.Clone(counts[:nRel])
+	for _, o := range opts {
+		rel := pr.items[o.ref].rel
+		placed[next[rel]] = o
+		next[rel]++
+	}
+	for rel := range nRel {
+		if counts[rel+1] > counts[rel] {
+			s.groups = append(s.groups, group{w: ms.relW[rel], opts: placed[counts[rel]:counts[rel+1]]})
 		}
 	}
+	sortGroups(s.groups, pr.items)
 }

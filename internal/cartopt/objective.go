@@ -37,28 +37,31 @@ func (k objKind) cmp(a, b value) int {
 	return cmp128(ah, al, bh, bl)
 }
 
-// need returns the smallest W such that a cart of quantity q with score
-// sum W has an objective ≥ that of t, clamped to [lo, hi]: clamping keeps
-// the search's scaled comparisons in range, and any W beyond the clamp is
-// unreachable anyway.
-func (k objKind) need(t value, q int64, lo, hi int64) int64 {
+// need returns the smallest score sum with which a cart of quantity q
+// reaches the objective of t (need) and exceeds it (strict), clamped to
+// [lo, hi]: clamping keeps the search's scaled comparisons in range, and a
+// sum beyond the clamp is unreachable anyway.
+func (k objKind) need(t value, q int64, lo, hi int64) (need, strict int64) {
+	clamp := func(x *big.Int) int64 {
+		switch {
+		case x.Cmp(big.NewInt(lo)) < 0:
+			return lo
+		case x.Cmp(big.NewInt(hi)) > 0:
+			return hi
+		}
+		return x.Int64()
+	}
 	if k == objSum {
-		return min(max(t.w, lo), hi)
+		return min(max(t.w, lo), hi), min(max(t.w, lo-1), hi-1) + 1
 	}
-	// ceil(t.q × t.w / q) for q > 0.
+	// need = ceil(t.q·t.w / q), strict = floor(t.q·t.w / q) + 1, q > 0.
 	x := new(big.Int).Mul(big.NewInt(t.q), big.NewInt(t.w))
-	d := big.NewInt(q)
-	quo, m := new(big.Int).DivMod(x, d, new(big.Int)) // Euclidean: floor for d > 0
+	fl, m := new(big.Int).DivMod(x, big.NewInt(q), new(big.Int)) // Euclidean: floor for q > 0
+	st := new(big.Int).Add(fl, big.NewInt(1))
 	if m.Sign() != 0 {
-		quo.Add(quo, big.NewInt(1))
+		return clamp(st), clamp(st)
 	}
-	switch {
-	case quo.Cmp(big.NewInt(lo)) < 0:
-		return lo
-	case quo.Cmp(big.NewInt(hi)) > 0:
-		return hi
-	}
-	return quo.Int64()
+	return clamp(fl), clamp(st)
 }
 
 // rat returns the exact objective as a rational in score units.

@@ -37,7 +37,6 @@ type item struct {
 	id     int64 // listing id
 	rel    int32 // dense release index
 	sell   int32 // dense seller index (into prepared.sellers)
-	src    int32 // index into Problem.Listings
 	afford bool  // cost + ship ≤ budget: can be in some cart
 }
 
@@ -56,13 +55,49 @@ type prepared struct {
 	items       []item
 	sellers     []sellerInfo // sorted by seller id
 	releases    int          // number of dense release indices
+	candidates  int
+	listingsIn  int
 	kept        int
 	rejected    Rejected
 }
 
-// prepare converts and filters p's listings (FORMAT.md rules 1 and 2).
+// preparer applies FORMAT.md rules 1 and 2 one listing at a time, so that
+// SolveJSON can filter listings as it parses them.
+type preparer struct {
+	out       *prepared
+	crit      *Criteria
+	cands     map[int64]cand
+	allowed   map[string]bool
+	curs      smallCache[*convFactor]
+	countries smallCache[struct{}]
+	best      map[int64]int32 // (dense seller, release) → index into out.items
+	sellerIdx map[int64]int32
+}
+
+type cand struct {
+	w   int64
+	rel int32
+}
+
+// prepare converts and filters p's listings.
 func prepare(p *Problem) (*prepared, error) {
-	if err := p.validate(); err != nil {
+	pp, err := newPreparer(p, len(p.Listings))
+	if err != nil {
+		return nil, err
+	}
+	for i := range p.Listings {
+		if err := pp.add(i, &p.Listings[i]); err != nil {
+			return nil, err
+		}
+	}
+	return pp.finish(), nil
+}
+
+// newPreparer validates p's criteria, rates and candidates (not its
+// listings) and sets up the filters; sizeHint is the expected number of
+// listings.
+func newPreparer(p *Problem, sizeHint int) (*preparer, error) {
+	if err := p.validateHeader(); err != nil {
 		return nil, err
 	}
 	c := &p.Criteria
@@ -70,7 +105,7 @@ func prepare(p *Problem) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("criteria.currency: %w", err)
 	}
-	out := &prepared{minQty: max(1, c.MinQty)}
+	out := &prepared{minQty: max(1, c.MinQty), candidates: len(p.Candidates)}
 	// Budgets compare with whole-cent totals, so 100.005 allows 100.00.
 	if out.budget, err = c.Budget.scaled(2, true); err != nil || out.budget > maxCents {
 		return nil, fmt.Errorf("criteria.budget: %s: %w", c.Budget, ErrOutOfRange)
@@ -108,89 +143,102 @@ func prepare(p *Problem) (*prepared, error) {
 		digits-- // coarser resolution, documented in the package comment
 	}
 	out.scoreDigits = digits
-	type cand struct {
-		w   int64
-		rel int32
+	pp := &preparer{
+		out:       out,
+		crit:      c,
+		cands:     make(map[int64]cand, len(p.Candidates)),
+		allowed:   map[string]bool{},
+		best:      make(map[int64]int32, sizeHint/2),
+		sellerIdx: map[int64]int32{},
 	}
-	cands := make(map[int64]cand, len(p.Candidates))
 	for i, cd := range p.Candidates {
-		cands[cd.ReleaseID] = cand{w: weights[i], rel: int32(i)}
+		pp.cands[cd.ReleaseID] = cand{w: weights[i], rel: int32(i)}
 	}
 	out.releases = len(p.Candidates)
-
-	allowed := map[string]bool{}
 	for _, ctry := range c.Countries {
-		allowed[ctry] = true
+		pp.allowed[ctry] = true
 	}
-	type key struct {
-		seller int64
-		rel    int32
+	// 50k listings carry a handful of distinct currencies and countries:
+	// small linear caches in front of the maps save most of the string
+	// hashing, which otherwise dominates this loop.
+	pp.curs.lookup = func(cur string) (*convFactor, bool) {
+		f, ok := conv.factors[cur]
+		return &f, ok
 	}
-	best := make(map[key]int32, len(p.Listings)/2) // → index into out.items
-	sellerIdx := map[int64]int32{}
-	out.items = make([]item, 0, len(p.Listings)/2)
-	for i := range p.Listings {
-		l := &p.Listings[i]
-		cd, isCand := cands[l.ReleaseID]
-		switch {
-		case l.Media == pb.MediaGrade_MEDIA_GRADE_UNSPECIFIED || l.Media > pb.MediaGrade_MEDIA_GRADE_POOR:
-			out.rejected.UnknownGrade++
-			continue
-		case !conv.Knows(l.Currency):
-			out.rejected.UnknownCurrency++
-			continue
-		case !isCand:
-			out.rejected.NotCandidate++
-			continue
-		case len(allowed) > 0 && !allowed[l.Country]:
-			out.rejected.Country++
-			continue
-		case !grade.AtLeast(l.Media, c.MinMedia):
-			out.rejected.Grade++
-			continue
-		case l.SellerRating.Cmp(c.MinSellerRating) < 0:
-			out.rejected.SellerRating++
-			continue
-		case l.ShippingUnavailable:
-			out.rejected.ShippingUnavailable++
-			continue
-		}
-		if l.Price.Sign() < 0 || l.Shipping.Sign() < 0 {
-			return nil, fmt.Errorf("listings[%d]: negative price or shipping (listing %d)", i, l.ListingID)
-		}
-		price, err := conv.Cents(l.Price, l.Currency)
-		if err != nil {
-			return nil, fmt.Errorf("listings[%d].price: %w", i, err)
-		}
-		ship := int64(0)
-		if l.Shipping.Sign() != 0 {
-			if ship, err = conv.Cents(l.Shipping, l.Currency); err != nil {
-				return nil, fmt.Errorf("listings[%d].shipping: %w", i, err)
-			}
-		}
-		it := item{cost: price, ship: ship, w: cd.w, id: l.ListingID, rel: cd.rel, src: int32(i)}
-		k := key{l.SellerID, cd.rel}
-		if j, dup := best[k]; dup {
-			out.rejected.Duplicate++
-			old := &out.items[j]
-			if price < old.cost || (price == old.cost && l.ListingID < old.id) {
-				it.sell = old.sell
-				*old = it
-			}
-			continue
-		}
-		s, ok := sellerIdx[l.SellerID]
-		if !ok {
-			s = int32(len(out.sellers))
-			sellerIdx[l.SellerID] = s
-			out.sellers = append(out.sellers, sellerInfo{id: l.SellerID, name: l.SellerName})
-		}
-		it.sell = s
-		best[k] = int32(len(out.items))
-		out.items = append(out.items, it)
-	}
-	out.kept = len(out.items)
+	pp.countries.lookup = func(ctry string) (struct{}, bool) { return struct{}{}, pp.allowed[ctry] }
+	out.items = make([]item, 0, sizeHint/2)
+	return pp, nil
+}
 
+// add filters and converts listing i. l is not retained.
+func (pp *preparer) add(i int, l *Listing) error {
+	out, c := pp.out, pp.crit
+	out.listingsIn++
+	cd, isCand := pp.cands[l.ReleaseID]
+	factor, knownCur := pp.curs.get(l.Currency)
+	switch {
+	case l.Media == pb.MediaGrade_MEDIA_GRADE_UNSPECIFIED || l.Media > pb.MediaGrade_MEDIA_GRADE_POOR:
+		out.rejected.UnknownGrade++
+		return nil
+	case !knownCur:
+		out.rejected.UnknownCurrency++
+		return nil
+	case !isCand:
+		out.rejected.NotCandidate++
+		return nil
+	case len(pp.allowed) > 0 && !pp.countries.has(l.Country):
+		out.rejected.Country++
+		return nil
+	case !grade.AtLeast(l.Media, c.MinMedia):
+		out.rejected.Grade++
+		return nil
+	case l.SellerRating.Cmp(c.MinSellerRating) < 0:
+		out.rejected.SellerRating++
+		return nil
+	case l.ShippingUnavailable:
+		out.rejected.ShippingUnavailable++
+		return nil
+	}
+	if l.Price.Sign() < 0 {
+		return fmt.Errorf("listings[%d].price: %s is negative (listing %d)", i, l.Price, l.ListingID)
+	}
+	if l.Shipping.Sign() < 0 {
+		return fmt.Errorf("listings[%d].shipping: %s is negative (listing %d)", i, l.Shipping, l.ListingID)
+	}
+	price, err := factor.cents(l.Price, l.Currency)
+	if err != nil {
+		return fmt.Errorf("listings[%d].price: %w", i, err)
+	}
+	ship := int64(0)
+	if l.Shipping.Sign() != 0 {
+		if ship, err = factor.cents(l.Shipping, l.Currency); err != nil {
+			return fmt.Errorf("listings[%d].shipping: %w", i, err)
+		}
+	}
+	s, ok := pp.sellerIdx[l.SellerID]
+	if !ok {
+		s = int32(len(out.sellers))
+		pp.sellerIdx[l.SellerID] = s
+		out.sellers = append(out.sellers, sellerInfo{id: l.SellerID, name: l.SellerName})
+	}
+	it := item{cost: price, ship: ship, w: cd.w, id: l.ListingID, rel: cd.rel, sell: s}
+	k := int64(s)<<32 | int64(cd.rel) // an int64 key takes the maps' fast path
+	if j, dup := pp.best[k]; dup {
+		out.rejected.Duplicate++
+		if old := &out.items[j]; price < old.cost || (price == old.cost && l.ListingID < old.id) {
+			*old = it
+		}
+		return nil
+	}
+	pp.best[k] = int32(len(out.items))
+	out.items = append(out.items, it)
+	return nil
+}
+
+// finish orders the sellers and marks what is affordable.
+func (pp *preparer) finish() *prepared {
+	out := pp.out
+	out.kept = len(out.items)
 	// Sellers in id order, so that everything downstream is deterministic.
 	order := make([]int32, len(out.sellers))
 	for i := range order {
@@ -212,7 +260,49 @@ func prepare(p *Problem) (*prepared, error) {
 			out.sellers[it.sell].items = append(out.sellers[it.sell].items, int32(i))
 		}
 	}
-	return out, nil
+	return out
+}
+
+// smallCache memoizes a string lookup for a few distinct keys, compared
+// linearly before falling back to lookup. Keys are first compared packed
+// into an integer (length and first 7 bytes): currency codes never need
+// more, so a hit costs a few integer comparisons instead of a hash.
+type smallCache[V any] struct {
+	lookup func(string) (V, bool)
+	packed []uint64
+	keys   []string
+	vals   []V
+	oks    []bool
+}
+
+func packKey(s string) uint64 {
+	k := uint64(len(s))
+	for i := 0; i < len(s) && i < 7; i++ {
+		k |= uint64(s[i]) << (8 * (i + 1))
+	}
+	return k
+}
+
+func (c *smallCache[V]) get(k string) (V, bool) {
+	pk := packKey(k)
+	for i, x := range c.packed {
+		if x == pk && (len(k) <= 7 || c.keys[i] == k) {
+			return c.vals[i], c.oks[i]
+		}
+	}
+	v, ok := c.lookup(k)
+	if len(c.keys) < 32 {
+		c.packed = append(c.packed, pk)
+		c.keys = append(c.keys, k)
+		c.vals = append(c.vals, v)
+		c.oks = append(c.oks, ok)
+	}
+	return v, ok
+}
+
+func (c *smallCache[V]) has(k string) bool {
+	_, ok := c.get(k)
+	return ok
 }
 
 func uabs64(v int64) int64 {

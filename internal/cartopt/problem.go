@@ -91,9 +91,9 @@ const (
 	maxScoreDigits = 12
 )
 
-// validate checks what ReadInput cannot have checked for a Problem built in
-// Go. Errors name the offending field.
-func (p *Problem) validate() error {
+// validateHeader checks the criteria, rates and candidates (listings are
+// checked as they are filtered). Errors name the offending field.
+func (p *Problem) validateHeader() error {
 	c := &p.Criteria
 	if c.Budget.Sign() < 0 {
 		return fmt.Errorf("criteria.budget: %s is negative", c.Budget)
@@ -121,15 +121,6 @@ func (p *Problem) validate() error {
 			return fmt.Errorf("candidates[%d].release_id: %d repeats candidates[%d]", i, cd.ReleaseID, j)
 		}
 		seen[cd.ReleaseID] = i
-	}
-	for i := range p.Listings {
-		l := &p.Listings[i]
-		if l.Price.Sign() < 0 {
-			return fmt.Errorf("listings[%d].price: %s is negative (listing %d)", i, l.Price, l.ListingID)
-		}
-		if l.Shipping.Sign() < 0 {
-			return fmt.Errorf("listings[%d].shipping: %s is negative (listing %d)", i, l.Shipping, l.ListingID)
-		}
 	}
 	return nil
 }

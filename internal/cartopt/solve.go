@@ -115,28 +115,55 @@ func betterSeller(kind objKind, a, b *found) bool {
 // Solve finds the exact top carts of p. It validates p first (a Problem
 // built in Go has not been through ReadInput).
 func Solve(p *Problem, o Options) (*Result, error) {
+	return solve(p, o, nil)
+}
+
+// solve is Solve with a hook for tests to adjust the solver (to pit its
+// search engines against each other).
+func solve(p *Problem, o Options, tweak func(*solver)) (*Result, error) {
 	start := time.Now()
-	kind := objSeed
+	if err := checkOptions(&o); err != nil {
+		return nil, err
+	}
+	pr, err := prepare(p)
+	if err != nil {
+		return nil, err
+	}
+	return solvePrepared(pr, p.Criteria, o, start, tweak)
+}
+
+func checkOptions(o *Options) error {
 	switch o.Objective {
 	case "", ObjectiveSeed:
 		o.Objective = ObjectiveSeed
 	case ObjectiveSum:
-		kind = objSum
 	default:
-		return nil, fmt.Errorf("objective %q: want %q or %q", o.Objective, ObjectiveSeed, ObjectiveSum)
+		return fmt.Errorf("objective %q: want %q or %q", o.Objective, ObjectiveSeed, ObjectiveSum)
 	}
-	topN := p.Criteria.TopN
+	return nil
+}
+
+// solvePrepared solves a prepared problem; start is when the whole job
+// started (Result.Elapsed).
+func solvePrepared(pr *prepared, crit Criteria, o Options, start time.Time, tweak func(*solver)) (*Result, error) {
+	if err := checkOptions(&o); err != nil {
+		return nil, err
+	}
+	kind := objSeed
+	if o.Objective == ObjectiveSum {
+		kind = objSum
+	}
+	topN := crit.TopN
 	if o.TopN > 0 {
 		topN = o.TopN
 	}
 	if topN <= 0 {
 		topN = DefaultTopN
 	}
-	pr, err := prepare(p)
-	if err != nil {
-		return nil, err
-	}
 	sv := &solver{pr: pr, kind: kind, topN: topN, limit: o.MaxNodes}
+	if tweak != nil {
+		tweak(sv)
+	}
 	var carts []*found
 	if o.MultiSeller {
 		carts = sv.solveMulti()
@@ -149,10 +176,10 @@ func Solve(p *Problem, o Options) (*Result, error) {
 	res := &Result{
 		Objective:   o.Objective,
 		MultiSeller: o.MultiSeller,
-		Currency:    p.Criteria.Currency,
+		Currency:    crit.Currency,
 		Counts: Counts{
-			Candidates:      len(p.Candidates),
-			ListingsIn:      len(p.Listings),
+			Candidates:      pr.candidates,
+			ListingsIn:      pr.listingsIn,
 			ListingsKept:    pr.kept,
 			Sellers:         len(pr.sellers),
 			FeasibleSellers: sv.feasibleSellers,
@@ -161,14 +188,14 @@ func Solve(p *Problem, o Options) (*Result, error) {
 		},
 	}
 	for i, f := range carts {
-		res.Carts = append(res.Carts, sv.cart(p, i+1, f))
+		res.Carts = append(res.Carts, sv.cart(i+1, f))
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
 }
 
 // cart formats a found cart.
-func (sv *solver) cart(p *Problem, rank int, f *found) Cart {
+func (sv *solver) cart(rank int, f *found) Cart {
 	c := Cart{Rank: rank, ListingIDs: f.ids, Quantity: len(f.refs)}
 	refs := slices.Clone(f.refs)
 	slices.SortFunc(refs, func(a, b int32) int {
@@ -208,6 +235,9 @@ type solver struct {
 	nodes           int64
 	stopped         bool
 	feasibleSellers int
+	forceBlocks     bool // tests: the block search even without shipping
+	debug           func(q int, ship, ub int64, s *search)
+	lastMS          *multiSeller
 
 	// scratch
 	wf, cf, val, cst []float64
@@ -321,6 +351,45 @@ func feasible(items []item, refs []int32, qmin int, b int64) bool {
 	return false
 }
 
+// minHeap keeps the largest values seen: pop removes the smallest.
+type minHeap struct{ a []int64 }
+
+func (h *minHeap) len() int { return len(h.a) }
+
+func (h *minHeap) push(x int64) {
+	h.a = append(h.a, x)
+	for i := len(h.a) - 1; i > 0; {
+		p := (i - 1) / 2
+		if h.a[p] <= h.a[i] {
+			break
+		}
+		h.a[p], h.a[i] = h.a[i], h.a[p]
+		i = p
+	}
+}
+
+func (h *minHeap) pop() int64 {
+	top := h.a[0]
+	last := len(h.a) - 1
+	h.a[0] = h.a[last]
+	h.a = h.a[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < last && h.a[l] < h.a[m] {
+			m = l
+		}
+		if r < last && h.a[r] < h.a[m] {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h.a[m], h.a[i] = h.a[i], h.a[m]
+		i = m
+	}
+	return top
+}
+
 type maxHeap struct{ a []int64 }
 
 func (h *maxHeap) len() int { return len(h.a) }
@@ -427,7 +496,7 @@ func (sv *solver) solveSingle() []*found {
 		}
 		bs := &bestSink{sv: sv, seller: pr.sellers[sb.seller].id}
 		if len(top) == sv.topN {
-			bs.global, bs.hasGlobal = top[len(top)-1].v, true
+			bs.global, bs.hasGlobal = top[len(top)-1], true
 		}
 		sv.solveSeller(sb, bs)
 		if sv.stopped {
@@ -452,7 +521,9 @@ func (sv *solver) solveSingle() []*found {
 	return top
 }
 
-// solveSeller finds the best cart of one seller into bs.
+// solveSeller finds the best cart of one seller into bs: for each
+// quantity, for each shipping level (see search), a search run, skipping
+// the quantities and levels whose bound cannot reach the threshold.
 func (sv *solver) solveSeller(sb *sellerBound, bs *bestSink) {
 	pr := sv.pr
 	refs := pr.sellers[sb.seller].items
@@ -461,31 +532,124 @@ func (sv *solver) solveSeller(sb *sellerBound, bs *bestSink) {
 	for i, r := range refs {
 		sv.wf[i], sv.cf[i] = float64(pr.items[r].w), float64(pr.items[r].cost)
 	}
-	blk := sblock{items: make([]sitem, n), minShip: sb.minShip, fut: []int64{0}}
 	s := &search{
-		kind: sv.kind, budget: pr.budget, single: true, blocks: []sblock{blk}, sink: bs,
-		sumAbsW: pr.sumAbsW, limit: sv.limitLeft(),
+		runState: runState{kind: sv.kind, budget: pr.budget, sink: bs, sumAbsW: pr.sumAbsW, limit: sv.limitLeft()},
+		share:    []int64{0}, mcap: []int64{int64(n)},
 	}
+	all := make([]gopt, n)
+	// Levels: the distinct shippings, ascending.
+	var ships []int64
+	for _, r := range refs {
+		ships = append(ships, pr.items[r].ship)
+	}
+	slices.Sort(ships)
+	ships = slices.Compact(ships)
+	type level struct {
+		ship int64
+		ub   int64 // root bound of the level's run, scaled
+	}
+	levels := make([]level, 0, len(ships))
+	h := &minHeap{}
 	for _, q := range sv.qOrder(&sb.cb) {
-		if thr, ok := bs.threshold(); ok && sv.kind.cmp(sb.cb.at(q), thr) < 0 {
+		if thr, _, ok := bs.threshold(); ok && sv.kind.cmp(sb.cb.at(q), thr) < 0 {
 			break
 		}
 		lambda := lagrangeLambda(sv.wf[:n], sv.cf[:n], q, float64(pr.budget-sb.minShip), sv.val, sv.cst)
 		s.p, s.qs = chooseScale(lambda, pr.sumAbsW, pr.budget, n)
-		b := &s.blocks[0]
 		for i, r := range refs {
 			it := &pr.items[r]
-			b.items[i] = sitem{v: s.qs*it.w - s.p*it.cost, cost: it.cost, ship: it.ship, w: it.w, id: it.id, rel: it.rel, ref: r}
+			all[i] = gopt{v: s.qs*it.w - s.p*it.cost, cost: it.cost, ship: it.ship, ref: r}
 		}
-		sortItems(b.items)
-		b.pre = prefix(b.items, b.pre)
+		// By shipping, to get each level's root bound: P·(budget − s) plus
+		// the q best values shipped for at most s.
+		slices.SortFunc(all, func(a, b gopt) int { return cmp.Compare(a.ship, b.ship) })
+		levels = levels[:0]
+		h.a = h.a[:0]
+		sum := int64(0)
+		for i := 0; i < n; {
+			ship := all[i].ship
+			for ; i < n && all[i].ship == ship; i++ {
+				h.push(all[i].v)
+				sum += all[i].v
+				if h.len() > q {
+					sum -= h.pop()
+				}
+			}
+			if h.len() == q {
+				levels = append(levels, level{ship: ship, ub: s.p*(pr.budget-ship) + sum})
+			}
+		}
+		slices.SortStableFunc(levels, func(a, b level) int { return cmp.Compare(b.ub, a.ub) })
+		// The values, best first, shared by every level's groups.
+		slices.SortFunc(all, func(a, b gopt) int {
+			if c := cmp.Compare(b.v, a.v); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(a.cost, b.cost); c != 0 {
+				return c
+			}
+			return cmp.Compare(pr.items[a.ref].id, pr.items[b.ref].id)
+		})
 		s.q = int64(q)
-		s.run()
-		sv.nodes += s.nodes
-		s.nodes = 0
-		if s.stopped {
-			sv.stopped = true
-			return
+		for _, lv := range levels {
+			s.refresh()
+			if lv.ub < s.needQ {
+				break
+			}
+			sv.buildLevel(s, all, lv.ship, lv.ship == ships[0])
+			s.reset(q)
+			s.run(lv.ship)
+			if sv.debug != nil {
+				sv.debug(q, lv.ship, lv.ub, s)
+			}
+			sv.nodes += s.nodes
+			s.nodes = 0
+			if s.stopped {
+				sv.stopped = true
+				return
+			}
+		}
+	}
+}
+
+// buildLevel makes the groups of a single-seller run at shipping level
+// ship from all (sorted by value): the listings shipped for at most ship,
+// with their shipping zeroed since the run pays ship up front.
+func (sv *solver) buildLevel(s *search, all []gopt, ship int64, lowest bool) {
+	s.groups = s.groups[:0]
+	for i := range all {
+		o := &all[i]
+		if o.ship > ship {
+			continue
+		}
+		it := &sv.pr.items[o.ref]
+		g := group{w: it.w, v: o.v, minCost: o.cost, opts: all[i : i+1 : i+1]}
+		s.groups = append(s.groups, g)
+	}
+	// Group options share the backing array "all" (one option each); the
+	// search reads lvl and ship from them, so mark through a copy.
+	if cap(s.levelOpts) < len(s.groups) {
+		s.levelOpts = make([]gopt, len(s.groups))
+	}
+	s.levelOpts = s.levelOpts[:len(s.groups)]
+	for g := range s.groups {
+		o := s.groups[g].opts[0]
+		o.lvl = o.ship == ship
+		o.ship = 0
+		s.levelOpts[g] = o
+		s.groups[g].opts = s.levelOpts[g : g+1 : g+1]
+	}
+	if lowest {
+		// Every listing at the lowest level is shipped for exactly it.
+		s.levelLeft = nil
+		return
+	}
+	s.levelLeft = slices.Grow(s.levelLeft[:0], len(s.groups)+1)[:len(s.groups)+1]
+	s.levelLeft[len(s.groups)] = 0
+	for g := len(s.groups) - 1; g >= 0; g-- {
+		s.levelLeft[g] = s.levelLeft[g+1]
+		if s.levelOpts[g].lvl {
+			s.levelLeft[g]++
 		}
 	}
 }
@@ -511,18 +675,27 @@ type bestSink struct {
 	sv        *solver
 	seller    int64
 	best      *found
-	global    value // the N-th best seller cart so far, when hasGlobal
+	global    *found // the N-th best seller cart so far, when hasGlobal
 	hasGlobal bool
 }
 
-func (b *bestSink) threshold() (value, bool) {
-	switch {
-	case b.best == nil:
-		return b.global, b.hasGlobal
-	case !b.hasGlobal || b.sv.kind.cmp(b.best.v, b.global) >= 0:
-		return b.best.v, true
+// threshold is the stricter of the seller's best so far and the N-th best
+// seller cart: a cart below either cannot be in the answer.
+func (b *bestSink) threshold() (value, int64, bool) {
+	if b.best == nil {
+		if !b.hasGlobal {
+			return value{}, 0, false
+		}
+		return b.global.v, b.global.total, true
 	}
-	return b.global, true
+	if !b.hasGlobal {
+		return b.best.v, b.best.total, true
+	}
+	c := b.sv.kind.cmp(b.best.v, b.global.v)
+	if c > 0 || (c == 0 && b.best.total <= b.global.total) {
+		return b.best.v, b.best.total, true
+	}
+	return b.global.v, b.global.total, true
 }
 
 func (b *bestSink) offer(v value, total int64, path []int32) bool {
@@ -551,11 +724,12 @@ type topSink struct {
 	top []*found
 }
 
-func (t *topSink) threshold() (value, bool) {
+func (t *topSink) threshold() (value, int64, bool) {
 	if len(t.top) < t.n {
-		return value{}, false
+		return value{}, 0, false
 	}
-	return t.top[len(t.top)-1].v, true
+	w := t.top[len(t.top)-1]
+	return w.v, w.total, true
 }
 
 func (t *topSink) offer(v value, total int64, path []int32) bool {
