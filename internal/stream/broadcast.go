@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -36,35 +35,19 @@ func parseBcastKey(s string) (tp, bool) {
 	return tp{rest[:i], int32(p)}, true
 }
 
-// startBroadcast creates the consumer of the broadcast topics: a plain
-// (group-less) consumer of every partition, polled without blocking by the
-// processing loop and positioned at the smallest position of any task.
-func (r *Runner) startBroadcast(ctx context.Context) error {
-	topics := make([]string, 0, len(r.bcast))
-	for t := range r.bcast {
-		topics = append(topics, t)
-	}
-	sort.Strings(topics)
-	opts := append(r.baseOpts(),
-		kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
-	)
-	if r.p.mode == ExactlyOnce {
-		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return &configError{err}
-	}
-	r.bcl = cl
-	return nil
-}
+// The broadcast topics are read by a plain (group-less) consumer of every
+// partition, polled without blocking by the processing loop and positioned
+// at the smallest position of any task. It is (re)created by
+// rewindBroadcast once the tasks' positions are known: kgo's SetOffsets
+// skips partitions the client has not returned from a poll yet, so a client
+// started "at the end" and rewound later would silently miss the records
+// produced while the tasks were being restored.
 
 // initBroadcastPositions gives tasks that never saw a broadcast topic the
 // topic's current end as their position, then rewinds the broadcast
 // consumer to the smallest position of any task.
 func (r *Runner) initBroadcastPositions(ctx context.Context, fresh []*task) error {
-	if r.bcl == nil {
+	if len(r.bcast) == 0 {
 		return nil
 	}
 	topics := make([]string, 0, len(r.bcast))
@@ -100,23 +83,44 @@ func (r *Runner) initBroadcastPositions(ctx context.Context, fresh []*task) erro
 }
 
 // rewindBroadcast points the broadcast consumer at the smallest position of
-// any task; records a task has already seen are skipped on delivery.
+// any task, replacing the consumer; records a task has already seen are
+// skipped on delivery.
 func (r *Runner) rewindBroadcast() {
-	if r.bcl == nil {
+	if len(r.bcast) == 0 {
 		return
 	}
-	set := make(map[string]map[int32]kgo.EpochOffset)
+	set := make(map[string]map[int32]kgo.Offset)
+	low := make(map[tp]int64)
 	for _, t := range r.tasks {
 		for k, off := range t.bpos {
-			if set[k.topic] == nil {
-				set[k.topic] = make(map[int32]kgo.EpochOffset)
-			}
-			if cur, ok := set[k.topic][k.partition]; !ok || off < cur.Offset {
-				set[k.topic][k.partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
+			if cur, ok := low[k]; !ok || off < cur {
+				low[k] = off
 			}
 		}
 	}
-	r.bcl.SetOffsets(set)
+	for k, off := range low {
+		if set[k.topic] == nil {
+			set[k.topic] = make(map[int32]kgo.Offset)
+		}
+		set[k.topic][k.partition] = kgo.NewOffset().At(off)
+	}
+	if r.bcl != nil {
+		r.bcl.Close()
+		r.bcl = nil
+	}
+	if len(set) == 0 {
+		return
+	}
+	opts := append(r.baseOpts(), kgo.ConsumePartitions(set))
+	if r.p.mode == ExactlyOnce {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		r.setFatal(&configError{fmt.Errorf("broadcast consumer: %w", err)})
+		return
+	}
+	r.bcl = cl
 }
 
 // deliverBroadcast hands every buffered broadcast record to every task that

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -386,5 +387,82 @@ func TestLookupsAcrossInstances(t *testing.T) {
 	}
 	if _, ok, err := stream.Lookup(ctx, insts[0].rn.r, insts[0].tbl, "absent"); ok || err != nil {
 		t.Errorf("absent key: %v, %v", ok, err)
+	}
+}
+
+// Broadcast records written while the processor was down reach every task
+// when it comes back: the consumer starts at the tasks' stored positions,
+// not at the end.
+func TestBroadcastWhileDown(t *testing.T) {
+	ctl := stream.NewTopic(topicSpec("ctl", 2, stream.CleanupDelete), stream.Codec[string](stream.StringCodec{}), stream.Codec[int64](seqCodec{}))
+	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec, ctl.TopicSpec)
+	build := func() *stream.Processor {
+		p := stream.NewProcessor("bcast", stream.ExactlyOnce)
+		stream.Consume(p, inTopic, func(*stream.Ctx, string, int64) error { return nil })
+		stream.Broadcast(p, ctl, func(c *stream.Ctx, k string, v int64) error {
+			return stream.Emit(c, outTopic, strconv.Itoa(int(c.Partition())), v)
+		})
+		return p
+	}
+	a := start(t, build(), c.config("a"))
+	waitFor(t, "tasks", 20*time.Second, func() bool { return a.r.Stats().Tasks == 6 && a.r.Ready() })
+	time.Sleep(500 * time.Millisecond) // starting positions committed
+	a.stop(t)
+	const n = 8
+	for i := 0; i < n; i++ {
+		c.produce(t, &kgo.Record{Topic: "ctl", Key: []byte("c" + strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
+	}
+	start(t, build(), c.config("a"))
+	out := c.readAll(t, "out", 6*n, 30*time.Second)
+	got := map[string]int{}
+	for _, r := range out {
+		got[string(r.Key)+"/"+string(r.Value)]++
+	}
+	for p := 0; p < 6; p++ {
+		for i := 0; i < n; i++ {
+			if k := fmt.Sprintf("%d/%d", p, i); got[k] != 1 {
+				t.Errorf("task %d saw broadcast %d %d times", p, i, got[k])
+			}
+		}
+	}
+}
+
+// Keys sees the writes of the open transaction: a handler looking for
+// pending work finds what an earlier record of the same batch stored.
+func TestKeysIncludeOpenWrites(t *testing.T) {
+	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec)
+	p := stream.NewProcessor("keys", stream.ExactlyOnce)
+	tbl := stream.NewTable(p, "t", stream.Codec[string](stream.StringCodec{}), stream.Codec[int64](stream.Int64Codec{}))
+	stream.Consume(p, inTopic, func(c *stream.Ctx, k string, v int64) error {
+		switch {
+		case v == 100:
+			keys, err := tbl.Keys(c)
+			if err != nil {
+				return err
+			}
+			slices.Sort(keys)
+			return stream.Emit(c, outTopic, strings.Join(keys, ","), int64(len(keys)))
+		case v > 100:
+			return tbl.Delete(c, strconv.Itoa(int(v-100)))
+		default:
+			if _, _, err := tbl.Get(c, "9"); err != nil { // a cached miss is not a key
+				return err
+			}
+			return tbl.Put(c, strconv.Itoa(int(v)), v)
+		}
+	})
+	start(t, p, c.config("a"))
+	rec := func(v int) *kgo.Record {
+		return &kgo.Record{Topic: "in", Partition: 0, Key: []byte("k"), Value: []byte(strconv.Itoa(v))}
+	}
+	c.produce(t, rec(1), rec(2), rec(3), rec(102), rec(100))
+	c.produce(t, rec(4), rec(101), rec(100))
+	var got []string
+	for _, r := range c.readAll(t, "out", 2, 30*time.Second) {
+		got = append(got, string(r.Key))
+	}
+	slices.Sort(got) // the emits land on different partitions of out
+	if want := []string{"1,3", "3,4"}; !slices.Equal(got, want) {
+		t.Fatalf("keys seen = %q, want %q", got, want)
 	}
 }

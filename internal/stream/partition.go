@@ -1,5 +1,7 @@
 package stream
 
+import "github.com/twmb/franz-go/pkg/kgo"
+
 // PartitionFor returns the partition Kafka's default partitioner (and
 // franz-go's default) puts a key in: murmur2 of the key bytes, sign bit
 // cleared, modulo the partition count. Lookups and co-partitioned joins rely
@@ -39,4 +41,30 @@ func murmur2(b []byte) uint32 {
 	h *= m
 	h ^= h >> 15
 	return h
+}
+
+// taskPartitioner sends a changelog record to the partition of the task
+// that wrote it (the record's Partition) and every other record where the
+// default partitioner would. A store's keys need not hash to its task:
+// timers and broadcast positions live under keys of their own, and a
+// changelog record in another partition would be restored into another
+// task.
+type taskPartitioner struct {
+	manual map[string]bool
+	def    kgo.Partitioner
+}
+
+func newTaskPartitioner(changelogs []string) kgo.Partitioner {
+	m := make(map[string]bool, len(changelogs))
+	for _, t := range changelogs {
+		m[t] = true
+	}
+	return taskPartitioner{manual: m, def: kgo.UniformBytesPartitioner(64<<10, true, true, nil)}
+}
+
+func (p taskPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if p.manual[topic] {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return p.def.ForTopic(topic)
 }

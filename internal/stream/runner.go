@@ -397,7 +397,12 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		topics = append(topics, t)
 	}
 	sort.Strings(topics)
+	changelogs := make([]string, 0, len(r.p.stores))
+	for _, st := range r.p.stores {
+		changelogs = append(changelogs, st.changelogTopic())
+	}
 	opts := append(r.baseOpts(),
+		kgo.RecordPartitioner(newTaskPartitioner(changelogs)),
 		kgo.ConsumerGroup(r.p.name),
 		kgo.ConsumeTopics(topics...),
 		// Tasks are partition numbers shared by every co-partitioned
@@ -438,11 +443,6 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 	}
 	defer r.closeClient()
 
-	if len(r.bcast) > 0 {
-		if err := r.startBroadcast(ctx); err != nil {
-			return err
-		}
-	}
 	return r.loop(ctx)
 }
 

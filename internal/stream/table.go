@@ -132,12 +132,12 @@ func (t *Table[K, V]) Put(c *Ctx, key K, value V) error {
 	if err != nil {
 		return err
 	}
-	s.write(c, key, &pendingValue[V]{val: value, dirty: true})
+	s.write(c, key, &pendingValue[V]{val: value, dirty: true, written: true})
 	return nil
 }
 
-// Keys returns the keys of the current task's committed store (writes of
-// the open transaction not included), in no particular order.
+// Keys returns the keys of the current task's store, including writes of
+// the open transaction, in no particular order.
 func (t *Table[K, V]) Keys(c *Ctx) ([]K, error) {
 	s, err := t.state(c)
 	if err != nil {
@@ -149,10 +149,33 @@ func (t *Table[K, V]) Keys(c *Ctx) ([]K, error) {
 		if err != nil {
 			return fmt.Errorf("store %s: decode key: %w", t.name, err)
 		}
+		if e, ok := s.overlay[key]; ok && (e.deleted || e.absent) {
+			return nil
+		}
 		out = append(out, key)
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	// Written in this transaction and not yet in the base store. Entries
+	// cached by Get are in the base already and were listed above.
+	for k, e := range s.overlay {
+		if e.deleted || e.absent || !e.written {
+			continue
+		}
+		kb, err := t.key.Append(s.keyBuf[:0], k)
+		if err != nil {
+			return nil, err
+		}
+		s.keyBuf = kb
+		if _, inBase, err := s.b.Get(kb); err != nil {
+			return nil, fmt.Errorf("store %s: %w", t.name, err)
+		} else if !inBase {
+			out = append(out, k)
+		}
+	}
+	return out, nil
 }
 
 // Delete removes key.
@@ -161,7 +184,7 @@ func (t *Table[K, V]) Delete(c *Ctx, key K) error {
 	if err != nil {
 		return err
 	}
-	s.write(c, key, &pendingValue[V]{deleted: true, dirty: true})
+	s.write(c, key, &pendingValue[V]{deleted: true, dirty: true, written: true})
 	return nil
 }
 
@@ -181,6 +204,7 @@ type pendingValue[V any] struct {
 	val     V
 	deleted bool
 	dirty   bool // written since the last flush
+	written bool // written in this transaction (not a cached read)
 	absent  bool // cached miss
 }
 

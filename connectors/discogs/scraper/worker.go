@@ -40,6 +40,9 @@ func (s *Scraper) Run(ctx context.Context, wc WorkerConfig) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// The cart builder asks inside its transactions: a request it
+		// aborted (and will ask again) must not be scraped.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	}, wc.ClientOpts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
