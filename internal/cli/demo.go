@@ -168,6 +168,7 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 	}}
 	d.set.redisAddr, d.set.clickhouseAddr = redisAddr, chAddr
 	d.set.scrapeParallel = 8
+	d.set.cartDeadline = 30 * time.Second
 	defer d.close()
 	names := demoServices()
 	if chAddr != "" {
@@ -253,7 +254,7 @@ func generate(ctx context.Context, cl *kgo.Client, o demoOptions, produced, bad 
 // demoServices are the services the demo runs: every processor and worker
 // that needs nothing from outside.
 func demoServices() []string {
-	return []string{"profile", "recommend", "trainer", "market", "scraper"}
+	return []string{"profile", "recommend", "trainer", "market", "scraper", "cartbuilder"}
 }
 
 // requestScrapes keeps the marketplace flowing until the cart builder asks

@@ -23,9 +23,11 @@ import (
 	"github.com/cratestream/cratestream/connectors/redis"
 	"github.com/cratestream/cratestream/internal/ops"
 	"github.com/cratestream/cratestream/internal/stream"
+	"github.com/cratestream/cratestream/processors/cartbuilder"
 	"github.com/cratestream/cratestream/processors/market"
 	"github.com/cratestream/cratestream/processors/profile"
 	"github.com/cratestream/cratestream/processors/recommend"
+	"github.com/cratestream/cratestream/schemas/topics"
 )
 
 // service is one thing `run` (and the demo) can run: a stream processor on
@@ -63,6 +65,7 @@ type settings struct {
 	fakeSeed       uint64
 	trainEvery     time.Duration
 	trainAfter     int64
+	cartDeadline   time.Duration
 }
 
 func (s *settings) register(fs *flag.FlagSet, env *Env) {
@@ -88,6 +91,7 @@ func (s *settings) register(fs *flag.FlagSet, env *Env) {
 	fs.Uint64Var(&s.fakeSeed, "fakemarket-seed", 1, "seed of fakemarket's catalogue")
 	fs.DurationVar(&s.trainEvery, "train-every", time.Hour, "trainer: retrain at least this often")
 	fs.Int64Var(&s.trainAfter, "train-after", 10000, "trainer: retrain once this many interactions arrived")
+	fs.DurationVar(&s.cartDeadline, "cart-deadline", 60*time.Second, "cartbuilder: how long a request waits for scrapes")
 }
 
 // deps are what services share in one process.
@@ -195,6 +199,23 @@ func services() []service {
 			run: func(ctx context.Context, d *deps) error {
 				return recommend.RunTrainer(ctx, recommend.TrainConfig{Brokers: d.brokers, Logger: d.logger()},
 					recommend.ScheduleConfig{Every: d.set.trainEvery, AfterInteractions: d.set.trainAfter})
+			},
+		},
+		{
+			name: cartbuilder.Name, summary: "cart-requests.v1 + user-candidates.v1 + listing table -> scrape requests, carts.v1 (needs --redis)", mode: stream.ExactlyOnce,
+			build: func(d *deps, mode stream.Mode) (*stream.Processor, error) {
+				rds, err := d.redis(context.Background())
+				if err != nil {
+					return nil, err
+				}
+				gc := stream.GlobalConfig{Brokers: d.brokers, Logger: d.logger(), ReadCommitted: true}
+				tables := cartbuilder.NewTables(
+					stream.NewGlobalTable(topics.Listings(), gc),
+					stream.NewGlobalTable(topics.Sellers(), gc),
+					stream.NewGlobalTable(topics.ReleaseStats(), gc),
+					stream.NewGlobalTable(topics.FxRates(), gc))
+				return cartbuilder.New(cartbuilder.Options{Tables: tables, Redis: rds, Deadline: d.set.cartDeadline,
+					Logger: d.logger(), Metrics: d.srv.Registry, MaxNodes: 50_000_000})
 			},
 		},
 		{

@@ -657,11 +657,180 @@ func (x *CartResult) GetListingsConsidered() int32 {
 	return 0
 }
 
+// PendingCart is the cart builder's state of a request waiting for
+// scrapes (internal to the processor, in its changelog-backed store).
+type PendingCart struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request *CartRequest           `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// The selected candidates.
+	Candidates []*CartCandidate `protobuf:"bytes,2,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	// Releases still being scraped.
+	Waiting []int64 `protobuf:"varint,3,rep,packed,name=waiting,proto3" json:"waiting,omitempty"`
+	// Releases scraped since the request (their scrape-done arrived).
+	Scraped []int64 `protobuf:"varint,4,rep,packed,name=scraped,proto3" json:"scraped,omitempty"`
+	// listings.v1 end offsets the scrapes reported: the listing table must
+	// reach them before the cart is built.
+	ListingOffsets []*PartitionOffset `protobuf:"bytes,5,rep,name=listing_offsets,json=listingOffsets,proto3" json:"listing_offsets,omitempty"`
+	StartedMs      int64              `protobuf:"varint,6,opt,name=started_ms,json=startedMs,proto3" json:"started_ms,omitempty"`
+	DeadlineMs     int64              `protobuf:"varint,7,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
+	StaleTotal     int32              `protobuf:"varint,8,opt,name=stale_total,json=staleTotal,proto3" json:"stale_total,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PendingCart) Reset() {
+	*x = PendingCart{}
+	mi := &file_cratestream_v1_carts_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PendingCart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PendingCart) ProtoMessage() {}
+
+func (x *PendingCart) ProtoReflect() protoreflect.Message {
+	mi := &file_cratestream_v1_carts_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PendingCart.ProtoReflect.Descriptor instead.
+func (*PendingCart) Descriptor() ([]byte, []int) {
+	return file_cratestream_v1_carts_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PendingCart) GetRequest() *CartRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *PendingCart) GetCandidates() []*CartCandidate {
+	if x != nil {
+		return x.Candidates
+	}
+	return nil
+}
+
+func (x *PendingCart) GetWaiting() []int64 {
+	if x != nil {
+		return x.Waiting
+	}
+	return nil
+}
+
+func (x *PendingCart) GetScraped() []int64 {
+	if x != nil {
+		return x.Scraped
+	}
+	return nil
+}
+
+func (x *PendingCart) GetListingOffsets() []*PartitionOffset {
+	if x != nil {
+		return x.ListingOffsets
+	}
+	return nil
+}
+
+func (x *PendingCart) GetStartedMs() int64 {
+	if x != nil {
+		return x.StartedMs
+	}
+	return 0
+}
+
+func (x *PendingCart) GetDeadlineMs() int64 {
+	if x != nil {
+		return x.DeadlineMs
+	}
+	return 0
+}
+
+func (x *PendingCart) GetStaleTotal() int32 {
+	if x != nil {
+		return x.StaleTotal
+	}
+	return 0
+}
+
+// CartCandidate is a selected candidate with the score it carries in the
+// cart objective.
+type CartCandidate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReleaseId     int64                  `protobuf:"varint,1,opt,name=release_id,json=releaseId,proto3" json:"release_id,omitempty"`
+	Score         float64                `protobuf:"fixed64,2,opt,name=score,proto3" json:"score,omitempty"`
+	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CartCandidate) Reset() {
+	*x = CartCandidate{}
+	mi := &file_cratestream_v1_carts_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CartCandidate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CartCandidate) ProtoMessage() {}
+
+func (x *CartCandidate) ProtoReflect() protoreflect.Message {
+	mi := &file_cratestream_v1_carts_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CartCandidate.ProtoReflect.Descriptor instead.
+func (*CartCandidate) Descriptor() ([]byte, []int) {
+	return file_cratestream_v1_carts_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CartCandidate) GetReleaseId() int64 {
+	if x != nil {
+		return x.ReleaseId
+	}
+	return 0
+}
+
+func (x *CartCandidate) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *CartCandidate) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
 var File_cratestream_v1_carts_proto protoreflect.FileDescriptor
 
 const file_cratestream_v1_carts_proto_rawDesc = "" +
 	"\n" +
-	"\x1acratestream/v1/carts.proto\x12\x0ecratestream.v1\x1a\x1bcratestream/v1/common.proto\"\xd7\x02\n" +
+	"\x1acratestream/v1/carts.proto\x12\x0ecratestream.v1\x1a\x1bcratestream/v1/common.proto\x1a cratestream/v1/marketplace.proto\"\xd7\x02\n" +
 	"\fCartCriteria\x12-\n" +
 	"\x06budget\x18\x01 \x01(\v2\x15.cratestream.v1.MoneyR\x06budget\x127\n" +
 	"\tmin_media\x18\x02 \x01(\x0e2\x1a.cratestream.v1.MediaGradeR\bminMedia\x12*\n" +
@@ -728,7 +897,26 @@ const file_cratestream_v1_carts_proto_rawDesc = "" +
 	"candidates\x18\n" +
 	" \x01(\x05R\n" +
 	"candidates\x12/\n" +
-	"\x13listings_considered\x18\v \x01(\x05R\x12listingsConsideredBHZFgithub.com/cratestream/cratestream/schemas/cratestreamv1;cratestreamv1b\x06proto3"
+	"\x13listings_considered\x18\v \x01(\x05R\x12listingsConsidered\"\xe2\x02\n" +
+	"\vPendingCart\x125\n" +
+	"\arequest\x18\x01 \x01(\v2\x1b.cratestream.v1.CartRequestR\arequest\x12=\n" +
+	"\n" +
+	"candidates\x18\x02 \x03(\v2\x1d.cratestream.v1.CartCandidateR\n" +
+	"candidates\x12\x18\n" +
+	"\awaiting\x18\x03 \x03(\x03R\awaiting\x12\x18\n" +
+	"\ascraped\x18\x04 \x03(\x03R\ascraped\x12H\n" +
+	"\x0flisting_offsets\x18\x05 \x03(\v2\x1f.cratestream.v1.PartitionOffsetR\x0elistingOffsets\x12\x1d\n" +
+	"\n" +
+	"started_ms\x18\x06 \x01(\x03R\tstartedMs\x12\x1f\n" +
+	"\vdeadline_ms\x18\a \x01(\x03R\n" +
+	"deadlineMs\x12\x1f\n" +
+	"\vstale_total\x18\b \x01(\x05R\n" +
+	"staleTotal\"\\\n" +
+	"\rCartCandidate\x12\x1d\n" +
+	"\n" +
+	"release_id\x18\x01 \x01(\x03R\treleaseId\x12\x14\n" +
+	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06sourceBHZFgithub.com/cratestream/cratestream/schemas/cratestreamv1;cratestreamv1b\x06proto3"
 
 var (
 	file_cratestream_v1_carts_proto_rawDescOnce sync.Once
@@ -742,39 +930,45 @@ func file_cratestream_v1_carts_proto_rawDescGZIP() []byte {
 	return file_cratestream_v1_carts_proto_rawDescData
 }
 
-var file_cratestream_v1_carts_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_cratestream_v1_carts_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_cratestream_v1_carts_proto_goTypes = []any{
-	(*CartCriteria)(nil), // 0: cratestream.v1.CartCriteria
-	(*CartRequest)(nil),  // 1: cratestream.v1.CartRequest
-	(*CartItem)(nil),     // 2: cratestream.v1.CartItem
-	(*Cart)(nil),         // 3: cratestream.v1.Cart
-	(*CartTimings)(nil),  // 4: cratestream.v1.CartTimings
-	(*CartResult)(nil),   // 5: cratestream.v1.CartResult
-	(*Money)(nil),        // 6: cratestream.v1.Money
-	(MediaGrade)(0),      // 7: cratestream.v1.MediaGrade
-	(SleeveGrade)(0),     // 8: cratestream.v1.SleeveGrade
+	(*CartCriteria)(nil),    // 0: cratestream.v1.CartCriteria
+	(*CartRequest)(nil),     // 1: cratestream.v1.CartRequest
+	(*CartItem)(nil),        // 2: cratestream.v1.CartItem
+	(*Cart)(nil),            // 3: cratestream.v1.Cart
+	(*CartTimings)(nil),     // 4: cratestream.v1.CartTimings
+	(*CartResult)(nil),      // 5: cratestream.v1.CartResult
+	(*PendingCart)(nil),     // 6: cratestream.v1.PendingCart
+	(*CartCandidate)(nil),   // 7: cratestream.v1.CartCandidate
+	(*Money)(nil),           // 8: cratestream.v1.Money
+	(MediaGrade)(0),         // 9: cratestream.v1.MediaGrade
+	(SleeveGrade)(0),        // 10: cratestream.v1.SleeveGrade
+	(*PartitionOffset)(nil), // 11: cratestream.v1.PartitionOffset
 }
 var file_cratestream_v1_carts_proto_depIdxs = []int32{
-	6,  // 0: cratestream.v1.CartCriteria.budget:type_name -> cratestream.v1.Money
-	7,  // 1: cratestream.v1.CartCriteria.min_media:type_name -> cratestream.v1.MediaGrade
+	8,  // 0: cratestream.v1.CartCriteria.budget:type_name -> cratestream.v1.Money
+	9,  // 1: cratestream.v1.CartCriteria.min_media:type_name -> cratestream.v1.MediaGrade
 	0,  // 2: cratestream.v1.CartRequest.criteria:type_name -> cratestream.v1.CartCriteria
-	6,  // 3: cratestream.v1.CartItem.price:type_name -> cratestream.v1.Money
-	6,  // 4: cratestream.v1.CartItem.shipping:type_name -> cratestream.v1.Money
-	6,  // 5: cratestream.v1.CartItem.listed_price:type_name -> cratestream.v1.Money
-	7,  // 6: cratestream.v1.CartItem.media:type_name -> cratestream.v1.MediaGrade
-	8,  // 7: cratestream.v1.CartItem.sleeve:type_name -> cratestream.v1.SleeveGrade
+	8,  // 3: cratestream.v1.CartItem.price:type_name -> cratestream.v1.Money
+	8,  // 4: cratestream.v1.CartItem.shipping:type_name -> cratestream.v1.Money
+	8,  // 5: cratestream.v1.CartItem.listed_price:type_name -> cratestream.v1.Money
+	9,  // 6: cratestream.v1.CartItem.media:type_name -> cratestream.v1.MediaGrade
+	10, // 7: cratestream.v1.CartItem.sleeve:type_name -> cratestream.v1.SleeveGrade
 	2,  // 8: cratestream.v1.Cart.items:type_name -> cratestream.v1.CartItem
-	6,  // 9: cratestream.v1.Cart.subtotal:type_name -> cratestream.v1.Money
-	6,  // 10: cratestream.v1.Cart.shipping:type_name -> cratestream.v1.Money
-	6,  // 11: cratestream.v1.Cart.total:type_name -> cratestream.v1.Money
+	8,  // 9: cratestream.v1.Cart.subtotal:type_name -> cratestream.v1.Money
+	8,  // 10: cratestream.v1.Cart.shipping:type_name -> cratestream.v1.Money
+	8,  // 11: cratestream.v1.Cart.total:type_name -> cratestream.v1.Money
 	3,  // 12: cratestream.v1.CartResult.carts:type_name -> cratestream.v1.Cart
 	0,  // 13: cratestream.v1.CartResult.criteria:type_name -> cratestream.v1.CartCriteria
 	4,  // 14: cratestream.v1.CartResult.timings:type_name -> cratestream.v1.CartTimings
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	1,  // 15: cratestream.v1.PendingCart.request:type_name -> cratestream.v1.CartRequest
+	7,  // 16: cratestream.v1.PendingCart.candidates:type_name -> cratestream.v1.CartCandidate
+	11, // 17: cratestream.v1.PendingCart.listing_offsets:type_name -> cratestream.v1.PartitionOffset
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_cratestream_v1_carts_proto_init() }
@@ -783,13 +977,14 @@ func file_cratestream_v1_carts_proto_init() {
 		return
 	}
 	file_cratestream_v1_common_proto_init()
+	file_cratestream_v1_marketplace_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cratestream_v1_carts_proto_rawDesc), len(file_cratestream_v1_carts_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
