@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -46,6 +47,10 @@ Benchmarks:
               bench=recommend profiles=N model_items=N seconds=F candidates_per_s=N
   sink      --sink-listings listings from listings.v1 into ClickHouse, end to end (100K-row batches):
               bench=sink rows=N seconds=F rows_per_s=N
+  cart      cart solve on the shared problem files (--carts-dir: medium, shipping, large), --reps
+            times in process (read + parse + solve) and as whole processes of this binary
+            (start_p50_ms is the same binary printing its help: process start alone):
+              bench=cart file=medium multi_seller=false listings=N kept=N carts=N solve_p50_ms=F solve_min_ms=F process_p50_ms=F process_min_ms=F start_p50_ms=F
   search    the dashboard's filtered search over --search-listings listings (500 releases by
             popularity, grade >= VG+, price and rating limits, cheapest 100), on the table as
             loaded and after OPTIMIZE ... FINAL:
@@ -68,6 +73,8 @@ Benchmarks:
 		recReleases := fs.Int("recommend-releases", 50000, "releases for the recommend benchmark")
 		sinkN := fs.Int("sink-listings", 1_000_000, "listings preloaded for the sink benchmark")
 		searchN := fs.Int("search-listings", 10_000_000, "listings in the search benchmark's table")
+		cartsDir := fs.String("carts-dir", "../shared/carts", "directory of the cart problem files (cart)")
+		reps := fs.Int("reps", 20, "repetitions (cart)")
 		chAddr := fs.String("clickhouse", env.Getenv("CRATESTREAM_CLICKHOUSE"), "use this ClickHouse (default: a private clickhouse-server)")
 		if err := parse(fs, args); err != nil {
 			return err
@@ -137,6 +144,28 @@ Benchmarks:
 				fmt.Fprintf(progress, "als: %s absent, lastfm-2k skipped\n", *lastfm)
 			}
 			return nil
+		case "cart":
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			for _, name := range []string{"medium", "shipping", "large"} {
+				path := filepath.Join(*cartsDir, name+".json")
+				if !exists(path) {
+					return fmt.Errorf("cart: %s not found (set --carts-dir)", path)
+				}
+				for _, multi := range []bool{false, true} {
+					fmt.Fprintf(progress, "cart: %s multi_seller=%v\n", name, multi)
+					r, err := bench.CartSolve(ctx, exe, path, multi, *reps)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(env.Stdout, bench.Line("cart", "file", name, "multi_seller", multi, "listings", r.Listings, "kept", r.Kept, "carts", r.Carts,
+						"solve_p50_ms", ms(r.SolveP50), "solve_min_ms", ms(r.SolveMin), "process_p50_ms", ms(r.ProcP50), "process_min_ms", ms(r.ProcMin),
+						"start_p50_ms", ms(r.StartP50)))
+				}
+			}
+			return nil
 		case "foldin":
 			d, err := bench.FoldIn(100_000, 500)
 			if err != nil {
@@ -183,7 +212,7 @@ Benchmarks:
 		case "restore":
 			return benchRestore(ctx, env, cfg)
 		default:
-			return usagef("unknown benchmark %q (have %s)", fs.Arg(0), strings.Join([]string{"profile", "restore", "parse", "dump", "sink", "search", "als", "foldin", "recommend"}, ", "))
+			return usagef("unknown benchmark %q (have %s)", fs.Arg(0), strings.Join([]string{"profile", "restore", "parse", "dump", "sink", "search", "als", "foldin", "recommend", "cart"}, ", "))
 		}
 	}
 	return c

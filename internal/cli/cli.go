@@ -36,6 +36,7 @@ func commands() []command {
 		topicsCommand(),
 		benchCommand(),
 		scrapeCommand(),
+		cartCommand(),
 		importCommand(),
 		queryCommand(),
 		evalCommand(),

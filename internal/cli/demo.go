@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/cratestream/cratestream/connectors/ecb"
 	"github.com/cratestream/cratestream/internal/embedded"
 	"github.com/cratestream/cratestream/internal/gen"
+	"github.com/cratestream/cratestream/internal/money"
 	"github.com/cratestream/cratestream/internal/ops"
 	"github.com/cratestream/cratestream/internal/stream"
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
@@ -179,9 +182,11 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 	fmt.Fprintln(out, "Generating traffic; Ctrl-C stops.")
 
 	var produced, bad, scrapes atomic.Int64
+	carts := &demoCarts{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return startServices(gctx, d, names) })
 	g.Go(func() error { return requestScrapes(gctx, cl, o, &scrapes) })
+	g.Go(func() error { return carts.run(gctx, cl, brokers, o) })
 	g.Go(func() error { return generate(gctx, cl, o, &produced, &bad) })
 	g.Go(func() error {
 		t := time.NewTicker(o.every)
@@ -202,6 +207,9 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 					r.Processor().Name(), st.Processed, st.DeadLetters, st.Tasks, r.Ready())
 			}
 			fmt.Fprintln(out, line)
+			if c := carts.summary(); c != "" {
+				fmt.Fprintln(out, c)
+			}
 		}
 	})
 	err = g.Wait()
@@ -292,4 +300,94 @@ func requestScrapes(ctx context.Context, cl *kgo.Client, o demoOptions, n *atomi
 		case <-t.C:
 		}
 	}
+}
+
+// demoCarts asks for a cart for a random collector every few seconds (after
+// a warm-up that lets profiles and candidates form) and follows carts.v1.
+type demoCarts struct {
+	mu        sync.Mutex
+	asked     int
+	answered  int
+	last      *pb.CartResult
+	lastShown string
+}
+
+func (dc *demoCarts) run(ctx context.Context, cl *kgo.Client, brokers []string, o demoOptions) error {
+	results, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics.Carts().Name),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return err
+	}
+	defer results.Close()
+	go func() {
+		for ctx.Err() == nil {
+			results.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+				var res pb.CartResult
+				if proto.Unmarshal(r.Value, &res) == nil {
+					dc.mu.Lock()
+					dc.answered++
+					dc.last = &res
+					dc.mu.Unlock()
+				}
+			})
+		}
+	}()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(10 * time.Second):
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for n := 0; ; n++ {
+		user := gen.UserID(rng.IntN(max(1, min(o.users, 200))))
+		req := &pb.CartRequest{EventId: fmt.Sprintf("demo-cart-%d-%d", time.Now().UnixMilli(), n), EventTimeMs: time.Now().UnixMilli(),
+			RequestId: fmt.Sprintf("demo-%d-%d", time.Now().Unix(), n), UserId: user,
+			Criteria: &pb.CartCriteria{Budget: &pb.Money{AmountMinor: 10000, Currency: "EUR"}, MinMedia: pb.MediaGrade_MEDIA_GRADE_VERY_GOOD_PLUS,
+				MinSellerRating: 97, MinQty: 2, WantlistRatio: 0.5, TopN: 20}}
+		b, err := proto.Marshal(req)
+		if err != nil {
+			return err
+		}
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topics.CartRequests().Name, Key: []byte(user), Value: b}).FirstErr(); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		dc.mu.Lock()
+		dc.asked++
+		dc.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// summary describes the latest cart result once.
+func (dc *demoCarts) summary() string {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if dc.last == nil || dc.last.RequestId == dc.lastShown {
+		return ""
+	}
+	r := dc.last
+	dc.lastShown = r.RequestId
+	line := fmt.Sprintf("carts: %d requested, %d answered; %s for %s: ", dc.asked, dc.answered, r.RequestId, r.UserId)
+	if len(r.Carts) == 0 {
+		return line + "no carts (" + r.Error + ")"
+	}
+	best := r.Carts[0]
+	line += fmt.Sprintf("%d carts, best %d records for %s (%s) from %v", len(r.Carts), best.Quantity,
+		money.Decimal(best.Total.AmountMinor, best.Total.Currency)+" "+best.Total.Currency, money.Decimal(best.Shipping.AmountMinor, best.Shipping.Currency)+" shipping", best.Sellers)
+	if r.Timings != nil {
+		line += fmt.Sprintf(", %d ms (%d waiting for scrapes)", r.Timings.TotalMs, r.Timings.WaitMs)
+	}
+	if len(r.StaleReleases) > 0 {
+		line += fmt.Sprintf(", %d releases still stale", len(r.StaleReleases))
+	}
+	return line
 }

@@ -102,6 +102,12 @@ func New(o Options) (*stream.Processor, error) {
 		if err := completed.Put(c, req.RequestId, c.Now().UnixMilli()); err != nil {
 			return err
 		}
+		// A request that fails while pending (its build at the deadline)
+		// must leave no pending state: a late scrape-done would otherwise
+		// make it ready and build it a second time.
+		if err := pending.Delete(c, req.RequestId); err != nil {
+			return err
+		}
 		return report(c, req, "failed", 0, 0, "no carts: "+reason, reason, true)
 	}
 
@@ -133,7 +139,7 @@ func New(o Options) (*stream.Processor, error) {
 			EventId: "carts:" + req.RequestId, EventTimeMs: now, RequestId: req.RequestId, UserId: req.UserId,
 			Carts: result(res, pc.Candidates, listings, t.Sellers, conv), Criteria: req.Criteria,
 			StaleReleases: slices.Sorted(mapKeys(stale)), Candidates: int32(len(pc.Candidates)), ListingsConsidered: int32(len(prob.Listings)),
-			Timings: &pb.CartTimings{WaitMs: max(0, start.UnixMilli()-pc.StartedMs), SolveMs: time.Since(start).Milliseconds(), TotalMs: now - pc.StartedMs},
+			Timings: timings(pc.StartedMs, start),
 		}
 		if len(out.Carts) == 0 {
 			out.Error = "no cart fits the criteria"
@@ -251,6 +257,11 @@ func New(o Options) (*stream.Processor, error) {
 		if err := validate(req); err != nil {
 			return fail(c, req, err.Error())
 		}
+		// An unknown budget currency fails now, with a clear error, not
+		// after scraping for a solve that cannot run.
+		if cur := req.Criteria.Budget.Currency; !t.hasRate(cur) {
+			return fail(c, req, fmt.Sprintf("criteria.budget: currency %q has no exchange rate", cur))
+		}
 		cs, _, err := candidates.Get(c, user)
 		if err != nil {
 			return err
@@ -366,3 +377,11 @@ func affordable(cands []*pb.CartCandidate, budget *pb.Money, t *Tables) []*pb.Ca
 	return out
 }
 
+
+// timings splits a request's time at the start of its solve (wall clock:
+// c.Now() is the batch's time, taken before the solve began).
+func timings(startedMs int64, solveStart time.Time) *pb.CartTimings {
+	wait := max(0, solveStart.UnixMilli()-startedMs)
+	solve := time.Since(solveStart).Milliseconds()
+	return &pb.CartTimings{WaitMs: wait, SolveMs: solve, TotalMs: wait + solve}
+}
