@@ -1,0 +1,416 @@
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Sessions are stateless tokens: base64url(JSON claims) "." base64url(
+// HMAC-SHA256(secret, claims part)). Browsers carry them in the
+// cratestream_session cookie (HttpOnly, SameSite=Lax), API clients as
+// "Authorization: Bearer <token>".
+
+// SessionCookie is the session cookie's name.
+const SessionCookie = "cratestream_session"
+
+type claims struct {
+	Sub string `json:"sub"`
+	Iat int64  `json:"iat"`
+	Exp int64  `json:"exp"`
+	// Via is how the user logged in ("discogs", "demo").
+	Via string `json:"via,omitempty"`
+}
+
+var b64 = base64.RawURLEncoding
+
+// IssueSession returns a session token for user and its expiry.
+func (s *Server) IssueSession(user, via string) (string, time.Time) {
+	now := s.cfg.Now()
+	exp := now.Add(s.cfg.SessionTTL)
+	body, _ := json.Marshal(claims{Sub: user, Iat: now.Unix(), Exp: exp.Unix(), Via: via})
+	p := b64.EncodeToString(body)
+	return p + "." + b64.EncodeToString(s.mac(p)), exp
+}
+
+func (s *Server) mac(payload string) []byte {
+	m := hmac.New(sha256.New, s.cfg.SessionSecret)
+	m.Write([]byte(payload))
+	return m.Sum(nil)
+}
+
+var errBadSession = errors.New("invalid session token: log in again")
+
+// verifySession returns the user of a valid, unexpired token.
+func (s *Server) verifySession(tok string) (string, error) {
+	p, sig, ok := strings.Cut(tok, ".")
+	if !ok {
+		return "", errBadSession
+	}
+	got, err := b64.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, s.mac(p)) {
+		return "", errBadSession
+	}
+	body, err := b64.DecodeString(p)
+	if err != nil {
+		return "", errBadSession
+	}
+	var c claims
+	if err := json.Unmarshal(body, &c); err != nil || c.Sub == "" {
+		return "", errBadSession
+	}
+	if s.cfg.Now().Unix() >= c.Exp {
+		return "", errors.New("session expired: log in again")
+	}
+	return c.Sub, nil
+}
+
+// sessionUser is the request's user: "" without a session; an error
+// explains a token that was there but is not valid.
+func (s *Server) sessionUser(r *http.Request) (string, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return "", errors.New("Authorization: want Bearer <session token>")
+		}
+		return s.verifySession(strings.TrimSpace(tok))
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		return s.verifySession(c.Value)
+	}
+	return "", nil
+}
+
+// Session is the body of a login answered in JSON (Accept:
+// application/json): what an API client puts in its Authorization header.
+type Session struct {
+	User    string `json:"user"`
+	Token   string `json:"token"`
+	Expires string `json:"expires"`
+}
+
+// startSession sets the cookie and redirects to next, or answers with the
+// token in JSON when the client asked for JSON.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, user, via, next string) {
+	tok, exp := s.IssueSession(user, via)
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: tok, Path: "/", Expires: exp,
+		MaxAge: int(s.cfg.SessionTTL / time.Second), HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteLaxMode})
+	s.cfg.Logger.Info("logged in", "user", user, "via", via)
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusOK, Session{User: user, Token: tok, Expires: exp.UTC().Format(time.RFC3339)})
+		return
+	}
+	if next == "" {
+		next = "/"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func wantsJSON(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "application/json" {
+			return true
+		}
+	}
+	return false
+}
+
+// safeNext keeps only local paths as post-login destinations.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return ""
+	}
+	return next
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ string) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		Secure: s.cfg.SecureCookies, SameSite: http.SameSiteLaxMode})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// DiscogsConfig configures the Discogs OAuth 1.0a login.
+type DiscogsConfig struct {
+	ConsumerKey    string
+	ConsumerSecret string
+	// APIURL serves /oauth/request_token, /oauth/access_token and
+	// /oauth/identity. Default https://api.discogs.com.
+	APIURL string
+	// WebURL serves /oauth/authorize, where the user is sent. Default
+	// https://www.discogs.com.
+	WebURL    string
+	UserAgent string
+	// SignatureMethod is HMAC-SHA1 (default) or PLAINTEXT.
+	SignatureMethod string
+}
+
+func (d *DiscogsConfig) defaults() {
+	if d.APIURL == "" {
+		d.APIURL = "https://api.discogs.com"
+	}
+	if d.WebURL == "" {
+		d.WebURL = "https://www.discogs.com"
+	}
+	d.APIURL = strings.TrimRight(d.APIURL, "/")
+	d.WebURL = strings.TrimRight(d.WebURL, "/")
+	if d.UserAgent == "" {
+		d.UserAgent = "cratestream/1.0 (+https://github.com/cratestream/cratestream)"
+	}
+	if d.SignatureMethod == "" {
+		d.SignatureMethod = sigHMACSHA1
+	}
+}
+
+// authState holds pending OAuth logins and unused demo links, both short-
+// lived and bounded.
+type authState struct {
+	mu      sync.Mutex
+	pending map[string]pendingLogin // by request token
+	demo    map[string]time.Time    // one-time demo tokens and their expiry
+}
+
+type pendingLogin struct {
+	secret  string
+	next    string
+	expires time.Time
+}
+
+const (
+	maxPending   = 10000
+	loginTimeout = 15 * time.Minute
+	demoLinkTTL  = 24 * time.Hour
+)
+
+func newAuthState() *authState {
+	return &authState{pending: make(map[string]pendingLogin), demo: make(map[string]time.Time)}
+}
+
+func (a *authState) addPending(token string, p pendingLogin, now time.Time) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, v := range a.pending {
+		if now.After(v.expires) {
+			delete(a.pending, k)
+		}
+	}
+	if len(a.pending) >= maxPending {
+		return errors.New("too many logins in progress, try again in a few minutes")
+	}
+	a.pending[token] = p
+	return nil
+}
+
+func (a *authState) takePending(token string, now time.Time) (pendingLogin, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p, ok := a.pending[token]
+	delete(a.pending, token)
+	if !ok || now.After(p.expires) {
+		return pendingLogin{}, false
+	}
+	return p, true
+}
+
+// login starts the OAuth dance: a request token from Discogs, then the
+// user is sent to Discogs to authorize us.
+func (s *Server) login(w http.ResponseWriter, r *http.Request, _ string) {
+	d := s.cfg.Discogs
+	if d.ConsumerKey == "" {
+		msg := "Discogs login is not configured (DISCOGS_CONSUMER_KEY)"
+		if s.cfg.DemoUser != "" {
+			msg += ": use the demo link the demo printed"
+		}
+		writeError(w, http.StatusServiceUnavailable, msg, "")
+		return
+	}
+	callback := s.baseURL(r) + "/auth/callback"
+	vals, err := s.oauthCall(r.Context(), http.MethodPost, "/oauth/request_token", "", "", map[string]string{"oauth_callback": callback})
+	if err != nil {
+		s.cfg.Logger.Warn("discogs request token", "err", err)
+		writeError(w, http.StatusBadGateway, "Discogs did not give a request token: "+err.Error(), "")
+		return
+	}
+	tok, secret := vals.Get("oauth_token"), vals.Get("oauth_token_secret")
+	if tok == "" || secret == "" {
+		writeError(w, http.StatusBadGateway, "Discogs answered the request token call without a token", "")
+		return
+	}
+	if c := vals.Get("oauth_callback_confirmed"); c != "" && c != "true" {
+		writeError(w, http.StatusBadGateway, "Discogs did not confirm the callback", "")
+		return
+	}
+	now := s.cfg.Now()
+	if err := s.auth.addPending(tok, pendingLogin{secret: secret, next: safeNext(r.URL.Query().Get("next")), expires: now.Add(loginTimeout)}, now); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error(), "")
+		return
+	}
+	http.Redirect(w, r, d.WebURL+"/oauth/authorize?oauth_token="+url.QueryEscape(tok), http.StatusFound)
+}
+
+// callback finishes the dance: the verifier buys an access token, the
+// access token the user's identity, and the identity a session.
+func (s *Server) callback(w http.ResponseWriter, r *http.Request, _ string) {
+	q := r.URL.Query()
+	if q.Has("denied") {
+		writeError(w, http.StatusForbidden, "the Discogs login was declined", "")
+		return
+	}
+	tok, verifier := q.Get("oauth_token"), q.Get("oauth_verifier")
+	if tok == "" {
+		writeError(w, http.StatusBadRequest, "missing oauth_token", "oauth_token")
+		return
+	}
+	if verifier == "" {
+		writeError(w, http.StatusBadRequest, "missing oauth_verifier", "oauth_verifier")
+		return
+	}
+	p, ok := s.auth.takePending(tok, s.cfg.Now())
+	if !ok {
+		writeError(w, http.StatusBadRequest, "unknown or expired login: start again at /auth/login", "oauth_token")
+		return
+	}
+	vals, err := s.oauthCall(r.Context(), http.MethodPost, "/oauth/access_token", tok, p.secret, map[string]string{"oauth_verifier": verifier})
+	if err != nil {
+		s.cfg.Logger.Warn("discogs access token", "err", err)
+		writeError(w, http.StatusBadGateway, "Discogs did not give an access token: "+err.Error(), "")
+		return
+	}
+	access, accessSecret := vals.Get("oauth_token"), vals.Get("oauth_token_secret")
+	if access == "" || accessSecret == "" {
+		writeError(w, http.StatusBadGateway, "Discogs answered the access token call without a token", "")
+		return
+	}
+	user, err := s.identity(r.Context(), access, accessSecret)
+	if err != nil {
+		s.cfg.Logger.Warn("discogs identity", "err", err)
+		writeError(w, http.StatusBadGateway, "Discogs did not say who you are: "+err.Error(), "")
+		return
+	}
+	s.startSession(w, r, user, "discogs", p.next)
+}
+
+// oauthCall makes a signed call to the Discogs API and parses a
+// form-encoded answer.
+func (s *Server) oauthCall(ctx context.Context, method, path, token, tokenSecret string, extra map[string]string) (url.Values, error) {
+	body, err := s.signedDo(ctx, method, path, token, tokenSecret, extra)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := url.ParseQuery(strings.TrimSpace(string(body)))
+	if err != nil {
+		return nil, fmt.Errorf("malformed answer: %w", err)
+	}
+	return vals, nil
+}
+
+func (s *Server) signedDo(ctx context.Context, method, path, token, tokenSecret string, extra map[string]string) ([]byte, error) {
+	d := s.cfg.Discogs
+	u, err := url.Parse(d.APIURL + path)
+	if err != nil {
+		return nil, err
+	}
+	params := oauthParams(d.ConsumerKey, token, d.SignatureMethod, s.cfg.Now(), extra)
+	auth, err := authorizationHeader(d.SignatureMethod, method, u, params, d.ConsumerSecret, tokenSecret)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("User-Agent", d.UserAgent)
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s %s: %s: %.200s", method, path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return body, nil
+}
+
+// identity asks Discogs whose access token this is.
+func (s *Server) identity(ctx context.Context, token, secret string) (string, error) {
+	body, err := s.signedDo(ctx, http.MethodGet, "/oauth/identity", token, secret, nil)
+	if err != nil {
+		return "", err
+	}
+	var id struct {
+		ID       int64  `json:"id"`
+		Username string `json:"username"`
+	}
+	if err := json.Unmarshal(body, &id); err != nil {
+		return "", fmt.Errorf("identity: %w", err)
+	}
+	if id.Username == "" {
+		return "", errors.New("identity without a username")
+	}
+	return id.Username, nil
+}
+
+// DemoLink mints a one-time link that logs in as the demo user (valid for
+// a day). It is an absolute URL when PublicURL is set, a path otherwise.
+func (s *Server) DemoLink() (string, error) {
+	if s.cfg.DemoUser == "" {
+		return "", errors.New("gateway: no demo user configured")
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(b[:])
+	now := s.cfg.Now()
+	s.auth.mu.Lock()
+	for k, exp := range s.auth.demo {
+		if now.After(exp) {
+			delete(s.auth.demo, k)
+		}
+	}
+	s.auth.demo[tok] = now.Add(demoLinkTTL)
+	s.auth.mu.Unlock()
+	return s.cfg.PublicURL + "/auth/demo?token=" + tok, nil
+}
+
+func (s *Server) demoLogin(w http.ResponseWriter, r *http.Request, _ string) {
+	if s.cfg.DemoUser == "" {
+		writeError(w, http.StatusNotFound, "demo login is off", "")
+		return
+	}
+	tok := r.URL.Query().Get("token")
+	if tok == "" {
+		writeError(w, http.StatusBadRequest, "missing token", "token")
+		return
+	}
+	now := s.cfg.Now()
+	s.auth.mu.Lock()
+	exp, ok := s.auth.demo[tok]
+	delete(s.auth.demo, tok)
+	s.auth.mu.Unlock()
+	if !ok || now.After(exp) {
+		writeError(w, http.StatusForbidden, "this demo link was used already or has expired", "token")
+		return
+	}
+	s.startSession(w, r, s.cfg.DemoUser, "demo", safeNext(r.URL.Query().Get("next")))
+}

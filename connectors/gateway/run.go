@@ -1,0 +1,152 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cratestream/cratestream/processors/recommend"
+)
+
+// RunConfig is a gateway service: the server, its event bridge, its store
+// lookups and the copy of the model it answers similar releases from.
+type RunConfig struct {
+	// Listen is the HTTP listen address. Default ":8080".
+	Listen  string
+	Brokers []string
+	Gateway Config
+	// Lookback is how far back the event bridge reads on start.
+	Lookback time.Duration
+	// LookupAddrs are ops addresses of recommend instances to try besides
+	// the ones found through the consumer group.
+	LookupAddrs []string
+	// OnListen runs once the server listens (the demo prints its link).
+	OnListen func(addr string, s *Server)
+}
+
+// ConfigFromEnv reads the gateway's settings from the environment:
+//
+//	CRATESTREAM_GATEWAY_LISTEN   listen address (default :8080)
+//	CRATESTREAM_PUBLIC_URL       base URL users reach the gateway at
+//	CRATESTREAM_SESSION_SECRET   session signing key, at least 32 bytes (default: random per start)
+//	CRATESTREAM_DEMO_USER        enables one-time demo login links for this user
+//	CRATESTREAM_LOOKUP_ADDRS     extra recommend ops addresses, comma-separated
+//	DISCOGS_CONSUMER_KEY, DISCOGS_CONSUMER_SECRET   the Discogs app (OAuth login)
+//	DISCOGS_WEB_URL              where users authorize (default https://www.discogs.com)
+func ConfigFromEnv(getenv func(string) string) (RunConfig, error) {
+	rc := RunConfig{Listen: getenv("CRATESTREAM_GATEWAY_LISTEN")}
+	if rc.Listen == "" {
+		rc.Listen = ":8080"
+	}
+	g := &rc.Gateway
+	g.PublicURL = getenv("CRATESTREAM_PUBLIC_URL")
+	if sec := getenv("CRATESTREAM_SESSION_SECRET"); sec != "" {
+		if len(sec) < 32 {
+			return rc, errors.New("CRATESTREAM_SESSION_SECRET: want at least 32 bytes")
+		}
+		g.SessionSecret = []byte(sec)
+	}
+	g.SecureCookies = strings.HasPrefix(g.PublicURL, "https://")
+	g.DemoUser = getenv("CRATESTREAM_DEMO_USER")
+	g.Discogs.ConsumerKey = getenv("DISCOGS_CONSUMER_KEY")
+	g.Discogs.ConsumerSecret = getenv("DISCOGS_CONSUMER_SECRET")
+	g.Discogs.WebURL = getenv("DISCOGS_WEB_URL")
+	for _, a := range strings.Split(getenv("CRATESTREAM_LOOKUP_ADDRS"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			rc.LookupAddrs = append(rc.LookupAddrs, a)
+		}
+	}
+	return rc, nil
+}
+
+// Run serves the gateway until ctx ends.
+func Run(ctx context.Context, rc RunConfig) error {
+	cfg := rc.Gateway
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	log := cfg.Logger
+	if len(cfg.SessionSecret) == 0 {
+		cfg.SessionSecret = make([]byte, 32)
+		if _, err := rand.Read(cfg.SessionSecret); err != nil {
+			return err
+		}
+		log.Warn("gateway: no CRATESTREAM_SESSION_SECRET: sessions end when the gateway restarts")
+	}
+	if rc.Listen == "" {
+		rc.Listen = ":8080"
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	if len(rc.Brokers) > 0 {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(rc.Brokers...))
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		if cfg.Stores == nil {
+			cfg.Stores = NewStoreClient(kadm.NewClient(cl), rc.LookupAddrs...)
+		}
+		if cfg.Similar == nil {
+			models := recommend.NewModelStore(rc.Brokers, log)
+			cfg.Similar = ModelSimilar(models)
+			go func() { errc <- wrapErr("model store", models.Run(ctx)) }()
+		}
+	} else if cfg.Stores == nil && len(rc.LookupAddrs) > 0 {
+		cfg.Stores = NewStoreClient(nil, rc.LookupAddrs...)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	if len(rc.Brokers) > 0 {
+		go func() {
+			errc <- wrapErr("event bridge", s.hub.Run(ctx, BridgeConfig{Brokers: rc.Brokers, Lookback: rc.Lookback, Logger: log}))
+		}()
+	}
+	ln, err := net.Listen("tcp", rc.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, BaseContext: func(net.Listener) context.Context { return ctx }}
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- wrapErr("http server", err)
+	}()
+	addr := ln.Addr().String()
+	log.Info("gateway listening", "addr", addr, "public_url", cfg.PublicURL, "demo_user", cfg.DemoUser)
+	if rc.OnListen != nil {
+		rc.OnListen(addr, s)
+	}
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+	}
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	_ = srv.Shutdown(sctx)
+	return first
+}
+
+func wrapErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("gateway %s: %w", what, err)
+}
