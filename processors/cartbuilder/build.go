@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 
 	"github.com/cratestream/cratestream/internal/cartopt"
@@ -50,6 +51,22 @@ func (t *Tables) rates() (map[string]cartopt.Decimal, error) {
 		out[cur] = d
 	}
 	return out, firstErr
+}
+
+// hasRate reports whether rates() knows cur.
+func (t *Tables) hasRate(cur string) bool {
+	if cur == "EUR" {
+		return true
+	}
+	if !slices.Contains(knownCurrencies, cur) {
+		return false
+	}
+	r, ok := t.FX.Get(cur)
+	if !ok {
+		return false
+	}
+	_, err := cartopt.ParseDecimal(r.UnitsPerEur)
+	return err == nil
 }
 
 var knownCurrencies = []string{"USD", "JPY", "BGN", "CZK", "DKK", "GBP", "HUF", "PLN", "RON", "SEK", "CHF", "ISK", "NOK",

@@ -377,7 +377,6 @@ func affordable(cands []*pb.CartCandidate, budget *pb.Money, t *Tables) []*pb.Ca
 	return out
 }
 
-
 // timings splits a request's time at the start of its solve (wall clock:
 // c.Now() is the batch's time, taken before the solve began).
 func timings(startedMs int64, solveStart time.Time) *pb.CartTimings {

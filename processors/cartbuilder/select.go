@@ -11,8 +11,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
-	"math/rand/v2"
-	"sort"
+	"slices"
 
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 )
@@ -32,25 +31,43 @@ const MaxCandidates = 200
 //     when the cart is wantlist-only (or there is no recommendation).
 //
 // A release that is both recommended and wanted counts once, as wanted.
+//
+// The wantlist subset is the wanted releases of smallest rank, a hash of
+// the release id seeded by the request id: a uniformly random subset that
+// does not depend on the wantlist's order, found in one pass with a bounded
+// heap, so a wantlist of 100,000 releases costs a millisecond, not a sort
+// and a shuffle of the whole list.
 func Select(c *pb.Candidates, ratio float64, requestID string) []*pb.CartCandidate {
 	ratio = math.Max(0, math.Min(1, ratio))
+	nRec := int(math.Round((1 - ratio) * MaxCandidates))
+	useWant := ratio > 0
 	var recs []*pb.Candidate
-	wanted := map[int64]bool{}
-	var want []int64
+	nWant := 0
 	for _, cd := range c.GetCandidates() {
 		switch cd.Source {
 		case pb.CandidateSource_CANDIDATE_SOURCE_WANTLIST:
-			if !wanted[cd.ReleaseId] {
-				wanted[cd.ReleaseId] = true
-				want = append(want, cd.ReleaseId)
-			}
+			nWant++
 		case pb.CandidateSource_CANDIDATE_SOURCE_RECOMMENDATION:
 			recs = append(recs, cd)
 		}
 	}
-	nRec := int(math.Round((1 - ratio) * MaxCandidates))
-	if ratio == 0 {
-		want = nil
+	if nWant == 0 {
+		useWant = false
+	}
+	// Recommended releases that are also wanted count as wanted (only
+	// when the wantlist is used at all).
+	var wantedRec map[int64]bool
+	if useWant && nRec > 0 && len(recs) > 0 {
+		recSet := make(map[int64]bool, len(recs))
+		for _, r := range recs {
+			recSet[r.ReleaseId] = true
+		}
+		wantedRec = map[int64]bool{}
+		for _, cd := range c.GetCandidates() {
+			if cd.Source == pb.CandidateSource_CANDIDATE_SOURCE_WANTLIST && recSet[cd.ReleaseId] {
+				wantedRec[cd.ReleaseId] = true
+			}
+		}
 	}
 	var out []*pb.CartCandidate
 	low := 0.0
@@ -58,28 +75,104 @@ func Select(c *pb.Candidates, ratio float64, requestID string) []*pb.CartCandida
 		if len(out) >= nRec {
 			break
 		}
-		if wanted[r.ReleaseId] {
-			continue
+		if wantedRec[r.ReleaseId] {
+			continue // counted as wanted below
 		}
 		out = append(out, &pb.CartCandidate{ReleaseId: r.ReleaseId, Score: r.Score, Source: "recommendation"})
 		low = r.Score
 	}
-	if len(want) > 0 {
-		h := fnv.New64a()
-		h.Write([]byte(requestID))
-		rng := rand.New(rand.NewPCG(h.Sum64(), 0x5eed))
-		sort.Slice(want, func(i, j int) bool { return want[i] < want[j] })
-		rng.Shuffle(len(want), func(i, j int) { want[i], want[j] = want[j], want[i] })
-		score := low
-		if len(out) == 0 || ratio == 1 {
-			score = 1
-		}
-		for _, id := range want {
-			if len(out) >= MaxCandidates {
-				break
+	if !useWant || len(out) >= MaxCandidates {
+		return out
+	}
+	score := low
+	if len(out) == 0 || ratio == 1 {
+		score = 1
+	}
+	for _, id := range sampleWanted(c.GetCandidates(), MaxCandidates-len(out), requestID) {
+		out = append(out, &pb.CartCandidate{ReleaseId: id, Score: score, Source: "wantlist"})
+	}
+	return out
+}
+
+// sampleWanted returns up to k distinct wanted releases: those of smallest
+// rank(seed, id), in rank order.
+func sampleWanted(cands []*pb.Candidate, k int, requestID string) []int64 {
+	h := fnv.New64a()
+	h.Write([]byte(requestID))
+	seed := h.Sum64()
+	rank := func(id int64) uint64 {
+		// splitmix64's finalizer of the seeded id.
+		x := seed + uint64(id)*0x9e3779b97f4a7c15
+		x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+		x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+		return x ^ (x >> 31)
+	}
+	type item struct {
+		rank uint64
+		id   int64
+	}
+	less := func(a, b item) bool { return a.rank < b.rank || (a.rank == b.rank && a.id < b.id) }
+	// heap is a max-heap of the k smallest so far; in holds its ids (a
+	// duplicate has the same rank, so it is either in the heap or ranks
+	// above its maximum and is rejected).
+	heap := make([]item, 0, k)
+	in := make(map[int64]bool, k)
+	down := func(i int) {
+		for {
+			l, m := 2*i+1, i
+			if l < len(heap) && less(heap[m], heap[l]) {
+				m = l
 			}
-			out = append(out, &pb.CartCandidate{ReleaseId: id, Score: score, Source: "wantlist"})
+			if r := l + 1; r < len(heap) && less(heap[m], heap[r]) {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			heap[i], heap[m] = heap[m], heap[i]
+			i = m
 		}
+	}
+	for _, cd := range cands {
+		if cd.Source != pb.CandidateSource_CANDIDATE_SOURCE_WANTLIST {
+			continue
+		}
+		it := item{rank(cd.ReleaseId), cd.ReleaseId}
+		if len(heap) == k && !less(it, heap[0]) {
+			continue
+		}
+		if in[it.id] {
+			continue
+		}
+		if len(heap) < k {
+			heap = append(heap, it)
+			for i := len(heap) - 1; i > 0; {
+				p := (i - 1) / 2
+				if !less(heap[p], heap[i]) {
+					break
+				}
+				heap[p], heap[i] = heap[i], heap[p]
+				i = p
+			}
+		} else {
+			delete(in, heap[0].id)
+			heap[0] = it
+			down(0)
+		}
+		in[it.id] = true
+	}
+	slices.SortFunc(heap, func(a, b item) int {
+		if less(a, b) {
+			return -1
+		}
+		if less(b, a) {
+			return 1
+		}
+		return 0
+	})
+	out := make([]int64, len(heap))
+	for i, it := range heap {
+		out[i] = it.id
 	}
 	return out
 }
@@ -100,9 +193,9 @@ func validate(r *pb.CartRequest) error {
 		return fmt.Errorf("criteria.budget: %d is negative", c.Budget.AmountMinor)
 	case c.MinQty < 0:
 		return fmt.Errorf("criteria.min_qty: %d is negative", c.MinQty)
-	case c.WantlistRatio < 0 || c.WantlistRatio > 1:
+	case !(c.WantlistRatio >= 0 && c.WantlistRatio <= 1): // NaN too
 		return fmt.Errorf("criteria.wantlist_ratio: %v outside 0..1", c.WantlistRatio)
-	case c.MinSellerRating < 0 || c.MinSellerRating > 100:
+	case !(c.MinSellerRating >= 0 && c.MinSellerRating <= 100):
 		return fmt.Errorf("criteria.min_seller_rating: %v outside 0..100", c.MinSellerRating)
 	case c.TopN < 0 || c.TopN > 100:
 		return fmt.Errorf("criteria.top_n: %d outside 0..100", c.TopN)
