@@ -541,3 +541,49 @@ LIMIT @limit`, ch.Named("user", user), ch.Named("limit", limit))
 	}
 	return out, nil
 }
+
+// RecQuality is the online quality of one model version and cascade level:
+// of the releases it recommended, how many users then wanted or collected.
+type RecQuality struct {
+	ModelVersion string  `json:"model_version"`
+	Level        string  `json:"level"`
+	Recommended  uint64  `json:"recommended"`
+	Adopted      uint64  `json:"adopted"`
+	AdoptionRate float64 `json:"adoption_rate"` // adopted / recommended, 0 when nothing was recommended
+}
+
+// RecQuality sums rec_outcomes since the given time (zero: all), by model
+// version and cascade level, newest version first.
+func (q *Queries) RecQuality(ctx context.Context, since time.Time) ([]RecQuality, error) {
+	ctx, cancel := q.limit(ctx)
+	defer cancel()
+	if since.IsZero() {
+		since = time.Unix(0, 0)
+	}
+	// FINAL: a replayed event is counted once.
+	rows, err := q.conn.Query(ctx, `
+SELECT model_version, level, sum(recommended), sum(adopted)
+FROM rec_outcomes FINAL
+WHERE event_time >= @since
+GROUP BY model_version, level
+ORDER BY model_version DESC, level ASC`, ch.Named("since", since.UTC()))
+	if err != nil {
+		return nil, fmt.Errorf("rec quality: %w", err)
+	}
+	defer rows.Close()
+	out := []RecQuality{}
+	for rows.Next() {
+		var r RecQuality
+		if err := rows.Scan(&r.ModelVersion, &r.Level, &r.Recommended, &r.Adopted); err != nil {
+			return nil, fmt.Errorf("rec quality: %w", err)
+		}
+		if r.Recommended > 0 {
+			r.AdoptionRate = float64(r.Adopted) / float64(r.Recommended)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("rec quality: %w", err)
+	}
+	return out, nil
+}

@@ -300,3 +300,22 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
+
+// recOutcomeColumns are rec_outcomes' columns in recOutcomeRow's order.
+const recOutcomeColumns = "event_id, user_id, model_version, level, recommended, adopted, event_time, version"
+
+func recOutcomeRow(rec *kgo.Record, o *pb.RecOutcome) ([]any, error) {
+	switch {
+	case o.EventId == "":
+		return nil, invalidf("rec outcome without event id")
+	case o.Recommended < 0 || o.Adopted < 0:
+		return nil, invalidf("rec outcome %s: negative count", o.EventId)
+	case o.Recommended == 0 && o.Adopted == 0:
+		return nil, invalidf("rec outcome %s: neither recommended nor adopted", o.EventId)
+	}
+	at, err := rowTime(rec, o.EventTimeMs)
+	if err != nil {
+		return nil, err
+	}
+	return []any{o.EventId, o.UserId, o.ModelVersion, o.Level, uint32(o.Recommended), uint32(o.Adopted), at, version(rec)}, nil
+}

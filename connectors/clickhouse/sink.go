@@ -310,6 +310,22 @@ func NewSink(cfg Config) (*Sink, error) {
 		t.(*wantlistTable).put(string(rec.Key), p)
 		return nil
 	})
+	outcomesT := topics.RecOutcomes()
+	s.register(outcomesT.Name, func(int) table { return &rowTable{name: "rec_outcomes", columns: recOutcomeColumns} }, func(t table, rec *kgo.Record) error {
+		if rec.Value == nil {
+			return invalidf("tombstone on %s", outcomesT.Name)
+		}
+		v, err := outcomesT.Value.Decode(rec.Value)
+		if err != nil {
+			return decodeErr(fmt.Errorf("decode rec outcome: %w", err))
+		}
+		row, err := recOutcomeRow(rec, v)
+		if err != nil {
+			return err
+		}
+		t.(*rowTable).add(row...)
+		return nil
+	})
 	return s, nil
 }
 

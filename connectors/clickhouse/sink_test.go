@@ -178,7 +178,7 @@ func ids(ls []Listing) []int64 {
 	return out
 }
 
-var sinkTopicNames = []string{"listings.v1", "sellers.v1", "releases.v1", "release-stats.v1", "user-profiles.v1"}
+var sinkTopicNames = []string{"listings.v1", "sellers.v1", "releases.v1", "release-stats.v1", "user-profiles.v1", "rec-outcomes.v1"}
 
 func TestSinkEndToEnd(t *testing.T) {
 	conn := migrated(t)
@@ -218,6 +218,17 @@ func TestSinkEndToEnd(t *testing.T) {
 		listingRec(t, 5, 200, "newbie", 300, "EUR", vgp, "France"),
 	)
 	c.produce(t, bad...)
+	outcome := func(id, version, level string, rec, adopted int32) *kgo.Record {
+		return enc(t, topics.RecOutcomes(), version, &pb.RecOutcome{EventId: id, EventTimeMs: 1700000000000, UserId: "u1",
+			ModelVersion: version, Level: level, Recommended: rec, Adopted: adopted}, false)
+	}
+	c.produce(t,
+		outcome("r1", "v2", "als", 10, 0),
+		outcome("r1", "v2", "als", 10, 0), // a replay
+		outcome("a1", "v2", "als", 0, 3),
+		outcome("r2", "v2", "popularity", 4, 0),
+		outcome("r3", "v1", "als", 5, 0),
+	)
 
 	regA := prometheus.NewRegistry()
 	stopA := startSink(t, Config{Brokers: c.brokers, Conn: conn, Group: "sink-a", FlushInterval: 100 * time.Millisecond, BatchRows: 1000, Metrics: regA})
@@ -250,6 +261,18 @@ func TestSinkEndToEnd(t *testing.T) {
 	wantWL := []WantlistSeller{{"alice", 2, 1300, []int64{100, 200}}, {"newbie", 1, 300, []int64{200}}, {"bob", 1, 1250, []int64{100}}}
 	if !reflect.DeepEqual(wl, wantWL) {
 		t.Fatalf("wantlist sellers %+v, want %+v", wl, wantWL)
+	}
+
+	quality, err := q.RecQuality(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantQ := []RecQuality{{"v2", "als", 10, 3, 0.3}, {"v2", "popularity", 4, 0, 0}, {"v1", "als", 5, 0, 0}}
+	if !reflect.DeepEqual(quality, wantQ) {
+		t.Fatalf("rec quality %+v, want %+v", quality, wantQ)
+	}
+	if later, err := q.RecQuality(ctx, time.UnixMilli(1700000000000).Add(time.Hour)); err != nil || len(later) != 0 {
+		t.Fatalf("rec quality since a later time: %+v %v", later, err)
 	}
 
 	// The other tables.

@@ -27,6 +27,8 @@ Queries (all parameterised; values are bound, never spliced into SQL):
                                        the cheapest live listings of those releases
   sellers-for-wantlist --user U [--limit N]
                                        sellers listing the most of U's wanted releases
+  rec-quality [--since 168h]           online recommendation quality: releases recommended and then
+                                       wanted or collected, by model version and cascade level
 
 Output is a table, or with --json one JSON document (the result structs of
 connectors/clickhouse: money in integer minor units, grades 1=M .. 8=P).`,
@@ -37,7 +39,7 @@ connectors/clickhouse: money in integer minor units, grades 1=M .. 8=P).`,
 			if err := parse(fs, args); err != nil {
 				return err
 			}
-			return usagef("name a query: market-overview, price-distribution, cheapest, sellers-for-wantlist")
+			return usagef("name a query: market-overview, price-distribution, cheapest, sellers-for-wantlist, rec-quality")
 		}
 		name := args[0]
 		fs := newFlags(env, c)
@@ -51,6 +53,7 @@ connectors/clickhouse: money in integer minor units, grades 1=M .. 8=P).`,
 		maxPrice := fs.String("max-price", "", "highest price in EUR, e.g. 25.00 (cheapest)")
 		user := fs.String("user", "", "user id (sellers-for-wantlist)")
 		limit := fs.Int("limit", 0, "rows (default 100)")
+		since := fs.Duration("since", 0, "only outcomes newer than this (rec-quality; 0: all)")
 		timeout := fs.Duration("timeout", 30*time.Second, "query time limit (also sent as max_execution_time)")
 		if err := parse(fs, args[1:]); err != nil {
 			return err
@@ -105,6 +108,12 @@ connectors/clickhouse: money in integer minor units, grades 1=M .. 8=P).`,
 				return usagef("sellers-for-wantlist needs --user U")
 			}
 			result, err = q.SellersForWantlist(ctx, *user, *limit)
+		case "rec-quality":
+			from := time.Time{}
+			if *since > 0 {
+				from = time.Now().Add(-*since)
+			}
+			result, err = q.RecQuality(ctx, from)
 		default:
 			return usagef("unknown query %q", name)
 		}
@@ -170,6 +179,11 @@ func printQuery(env *Env, result any) error {
 		fmt.Fprintln(tw, "SELLER\tWANTED RELEASES\tCHEAPEST TOTAL (EUR, no shipping)")
 		for _, s := range r {
 			fmt.Fprintf(tw, "%s\t%d\t%s\n", s.Seller, s.Releases, eur(s.MinTotalEURMinor))
+		}
+	case []chsink.RecQuality:
+		fmt.Fprintln(tw, "MODEL VERSION\tLEVEL\tRECOMMENDED\tADOPTED\tADOPTION")
+		for _, r := range r {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.2f%%\n", r.ModelVersion, r.Level, r.Recommended, r.Adopted, 100*r.AdoptionRate)
 		}
 	default:
 		return json.NewEncoder(env.Stdout).Encode(result)
