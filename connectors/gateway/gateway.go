@@ -167,14 +167,34 @@ func New(cfg Config) (*Server, error) {
 	if len(handlers) != len(Routes()) {
 		return nil, errors.New("gateway: handlers without a route")
 	}
-	if cfg.UI != nil {
-		s.mux.Handle("/", cfg.UI)
-	} else {
-		s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusNotFound, "no such route: "+r.Method+" "+r.URL.Path, "")
-		})
-	}
+	s.mux.HandleFunc("/", s.fallback)
 	return s, nil
+}
+
+// fallback answers what no route matches: 405 for a route's path with
+// another method, the UI (when there is one) or a JSON 404.
+func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pat := s.mux.Handler(r2); pat != "/" && pat != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" not allowed on "+r.URL.Path+" (allowed: "+strings.Join(allow, ", ")+")", "")
+		return
+	}
+	if s.cfg.UI != nil {
+		s.cfg.UI.ServeHTTP(w, r)
+		return
+	}
+	writeError(w, http.StatusNotFound, "no such route: "+r.Method+" "+r.URL.Path, "")
 }
 
 // Hub is the server's event bridge.

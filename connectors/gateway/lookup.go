@@ -207,7 +207,9 @@ type ScoredRelease struct {
 	URL       string  `json:"url"`
 }
 
-func releaseURL(id int64) string { return "https://www.discogs.com/release/" + strconv.FormatInt(id, 10) }
+func releaseURL(id int64) string {
+	return "https://www.discogs.com/release/" + strconv.FormatInt(id, 10)
+}
 
 func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
 	s := r.URL.Query().Get(name)
@@ -300,7 +302,7 @@ func (s *Server) similar(w http.ResponseWriter, r *http.Request, _ string) {
 	}
 	v := SimilarView{ReleaseID: id, Items: make([]ScoredRelease, 0, len(ids))}
 	for i, rid := range ids {
-		v.Items = append(v.Items, ScoredRelease{ReleaseID: rid, Score: float64(scores[i]), URL: releaseURL(rid)})
+		v.Items = append(v.Items, ScoredRelease{ReleaseID: rid, Score: shortFloat(scores[i]), URL: releaseURL(rid)})
 	}
 	writeJSON(w, http.StatusOK, v)
 }
@@ -319,4 +321,11 @@ func ModelSimilar(models *recommend.ModelStore) SimilarFunc {
 		}
 		return ids, scores, err
 	}
+}
+
+// shortFloat widens a float32 to the float64 with the same shortest
+// decimal text (0.9, not 0.8999999761581421).
+func shortFloat(f float32) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(f), 'g', -1, 32), 64)
+	return v
 }
