@@ -18,6 +18,7 @@ import (
 
 	"github.com/cratestream/cratestream/connectors/discogs/fakemarket"
 	"github.com/cratestream/cratestream/connectors/ecb"
+	"github.com/cratestream/cratestream/internal/demodata"
 	"github.com/cratestream/cratestream/internal/embedded"
 	"github.com/cratestream/cratestream/internal/gen"
 	"github.com/cratestream/cratestream/internal/money"
@@ -49,7 +50,7 @@ The ops server (--http) serves /metrics, /healthz and /readyz.`,
 		httpAddr := fs.String("http", "127.0.0.1:8080", "ops (and later web UI) listen address")
 		rate := fs.Int("rate", 500, "generated interactions per second")
 		users := fs.Int("users", 5000, "generated collectors")
-		releases := fs.Int("releases", 20000, "releases in the generated catalogue")
+		releases := fs.Int("releases", 0, "releases in a generated catalogue (0: the ~1000 real releases shipped with the demo)")
 		badRate := fs.Float64("bad-rate", 0.002, "share of generated interactions that are invalid")
 		every := fs.Duration("progress", 2*time.Second, "progress interval")
 		duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
@@ -77,6 +78,8 @@ type demoOptions struct {
 	brokers, redis, clickhouse string
 	dataDir, httpAddr          string
 	rate, users, releases      int
+	releaseIDs                 []int64 // the catalogue; 1..releases when generated
+	genres                     int
 	badRate                    float64
 	every                      time.Duration
 }
@@ -157,7 +160,21 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 	if err != nil {
 		return err
 	}
-	fake, err := fakemarket.New(fakemarket.Config{NumReleases: o.releases, Seed: 1})
+	if o.releases <= 0 {
+		rs, err := demodata.Releases()
+		if err != nil {
+			return err
+		}
+		if err := produceReleases(ctx, cl, rs); err != nil {
+			return err
+		}
+		for _, r := range rs {
+			o.releaseIDs = append(o.releaseIDs, r.ReleaseId)
+		}
+		o.releases, o.genres = len(rs), demodata.Genres(rs)
+		fmt.Fprintf(out, "  releases    %d real releases of the Discogs dump of 2020-08-06 (%d genres) in %s\n", len(rs), o.genres, topics.Releases().Name)
+	}
+	fake, err := fakemarket.New(fakemarket.Config{Releases: o.releaseIDs, NumReleases: o.releases, Seed: 1})
 	if err != nil {
 		return err
 	}
@@ -222,7 +239,8 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 
 // generate produces interactions at o.rate until ctx ends.
 func generate(ctx context.Context, cl *kgo.Client, o demoOptions, produced, bad *atomic.Int64) error {
-	gn := gen.NewInteractions(gen.InteractionsConfig{Seed: uint64(time.Now().UnixNano()), Users: o.users, Releases: o.releases})
+	gn := gen.NewInteractions(gen.InteractionsConfig{Seed: uint64(time.Now().UnixNano()), Users: o.users, Releases: o.releases,
+		ReleaseIDs: o.releaseIDs, Genres: o.genres})
 	topic := topics.Interactions().Name
 	const tick = 50 * time.Millisecond
 	t := time.NewTicker(tick)
@@ -280,11 +298,17 @@ func requestScrapes(ctx context.Context, cl *kgo.Client, o demoOptions, n *atomi
 				Reason: "schedule", EventTimeMs: time.Now().UnixMilli(), EventId: fmt.Sprintf("demo-scrape-%d-%d", round, rel)})
 			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(strconv.FormatInt(rel, 10)), Value: b})
 		}
+		id := func(i int64) int64 { // i in 1..releases
+			if len(o.releaseIDs) > 0 {
+				return o.releaseIDs[i-1]
+			}
+			return i
+		}
 		for i := int64(1); i <= 10; i++ { // the head of the power law
-			ask(i)
+			ask(id(i))
 		}
 		for i := 0; i < 20; i++ {
-			ask(next)
+			ask(id(next))
 			next = next%int64(o.releases) + 1
 		}
 		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
@@ -390,4 +414,23 @@ func (dc *demoCarts) summary() string {
 		line += fmt.Sprintf(", %d releases still stale", len(r.StaleReleases))
 	}
 	return line
+}
+
+// produceReleases writes the demo catalogue to releases.v1 (compacted and
+// keyed by id: a second run rewrites the same records).
+func produceReleases(ctx context.Context, cl *kgo.Client, rs []*pb.Release) error {
+	t := topics.Releases()
+	recs := make([]*kgo.Record, 0, len(rs))
+	for _, r := range rs {
+		k, err := t.Key.Append(nil, r.ReleaseId)
+		if err != nil {
+			return err
+		}
+		v, err := t.Value.Append(nil, r)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, &kgo.Record{Topic: t.Name, Key: k, Value: v})
+	}
+	return cl.ProduceSync(ctx, recs...).FirstErr()
 }
