@@ -20,6 +20,7 @@ import (
 	"github.com/cratestream/cratestream/connectors/discogs/fakemarket"
 	"github.com/cratestream/cratestream/connectors/discogs/importer"
 	"github.com/cratestream/cratestream/connectors/discogs/scraper"
+	"github.com/cratestream/cratestream/connectors/gateway"
 	"github.com/cratestream/cratestream/connectors/redis"
 	"github.com/cratestream/cratestream/internal/ops"
 	"github.com/cratestream/cratestream/internal/stream"
@@ -231,6 +232,10 @@ func services() []service {
 			run: runSink,
 		},
 		{
+			name: "gateway", summary: "HTTP API, SSE, Discogs login on $CRATESTREAM_GATEWAY_LISTEN (default :8080; needs --redis; see gateway.ConfigFromEnv)",
+			run: runGateway,
+		},
+		{
 			name: "fakemarket", summary: "an HTTP server of Discogs-format marketplace pages for a generated catalogue (--fakemarket-listen)",
 			run: runFakemarket,
 		},
@@ -327,6 +332,25 @@ func runSink(ctx context.Context, d *deps) error {
 		return err
 	}
 	return s.Run(ctx)
+}
+
+func runGateway(ctx context.Context, d *deps) error {
+	rc, err := gateway.ConfigFromEnv(d.env.Getenv)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	rds, err := d.redis(ctx)
+	if err != nil {
+		return err
+	}
+	prod, err := d.producer()
+	if err != nil {
+		return err
+	}
+	rc.Brokers = d.brokers
+	rc.Gateway.Producer, rc.Gateway.Status, rc.Gateway.Logger = prod, rds, d.logger()
+	rc.Gateway.Discogs.APIURL, rc.Gateway.Discogs.UserAgent = d.set.discogsAPI, d.set.userAgent
+	return gateway.Run(ctx, rc)
 }
 
 func runFakemarket(ctx context.Context, d *deps) error {
