@@ -131,6 +131,13 @@ func Run(ctx context.Context, rc RunConfig) error {
 	log.Info("gateway listening", "addr", addr, "public_url", cfg.PublicURL, "demo_user", cfg.DemoUser)
 	if rc.OnListen != nil {
 		rc.OnListen(addr, s)
+	} else if cfg.DemoUser != "" {
+		if link, err := s.DemoLink(); err == nil {
+			if cfg.PublicURL == "" {
+				link = "http://" + loopbackIfUnspecified(addr) + link
+			}
+			log.Info("gateway demo login (one-time link)", "user", cfg.DemoUser, "url", link)
+		}
 	}
 	var first error
 	select {
@@ -149,4 +156,17 @@ func wrapErr(what string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("gateway %s: %w", what, err)
+}
+
+// loopbackIfUnspecified turns ":8080" or "[::]:8080" into a dialable
+// "127.0.0.1:8080".
+func loopbackIfUnspecified(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
