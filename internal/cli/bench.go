@@ -51,6 +51,12 @@ Benchmarks:
             times in process (read + parse + solve) and as whole processes of this binary
             (start_p50_ms is the same binary printing its help: process start alone):
               bench=cart file=medium multi_seller=false listings=N kept=N carts=N solve_p50_ms=F solve_min_ms=F process_p50_ms=F process_min_ms=F start_p50_ms=F
+  cart-latency
+            request-to-carts latency through the cart builder with fresh listings (embedded
+            cluster and Redis, --cart-releases x 20 listings, every release a candidate of
+            --cart-users users): requests one at a time at --cart-rate for --cart-for, from the
+            produce of the request to a read_committed consumer of carts.v1 seeing the result:
+              bench=cart-latency requests=N p50_ms=F p99_ms=F max_ms=F
   search    the dashboard's filtered search over --search-listings listings (500 releases by
             popularity, grade >= VG+, price and rating limits, cheapest 100), on the table as
             loaded and after OPTIMIZE ... FINAL:
@@ -75,6 +81,11 @@ Benchmarks:
 		searchN := fs.Int("search-listings", 10_000_000, "listings in the search benchmark's table")
 		cartsDir := fs.String("carts-dir", "../shared/carts", "directory of the cart problem files (cart)")
 		reps := fs.Int("reps", 20, "repetitions (cart)")
+		cartRate := fs.Float64("cart-rate", 20, "requests/s (cart-latency)")
+		cartFor := fs.Duration("cart-for", 10*time.Second, "duration of the measurement (cart-latency)")
+		cartUsers := fs.Int("cart-users", 50, "users with candidates (cart-latency)")
+		cartReleases := fs.Int("cart-releases", 200, "releases, 20 listings each (cart-latency)")
+		cartCommit := fs.Duration("cart-commit-interval", 0, "the cart builder's commit interval (cart-latency; default: the service's)")
 		chAddr := fs.String("clickhouse", env.Getenv("CRATESTREAM_CLICKHOUSE"), "use this ClickHouse (default: a private clickhouse-server)")
 		if err := parse(fs, args); err != nil {
 			return err
@@ -166,6 +177,14 @@ Benchmarks:
 				}
 			}
 			return nil
+		case "cart-latency":
+			r, err := bench.CartLatency(ctx, bench.CartLatencyConfig{Releases: *cartReleases, Users: *cartUsers, Rate: *cartRate,
+				For: *cartFor, CommitInterval: *cartCommit, Progress: progress, CPUProfile: cfg.CPUProfile})
+			if err != nil {
+				return fmt.Errorf("cart-latency: %w", err)
+			}
+			fmt.Fprintln(env.Stdout, bench.Line("cart-latency", "requests", r.Requests, "p50_ms", ms(r.P50), "p99_ms", ms(r.P99), "max_ms", ms(r.Max)))
+			return nil
 		case "foldin":
 			d, err := bench.FoldIn(100_000, 500)
 			if err != nil {
@@ -212,7 +231,7 @@ Benchmarks:
 		case "restore":
 			return benchRestore(ctx, env, cfg)
 		default:
-			return usagef("unknown benchmark %q (have %s)", fs.Arg(0), strings.Join([]string{"profile", "restore", "parse", "dump", "sink", "search", "als", "foldin", "recommend", "cart"}, ", "))
+			return usagef("unknown benchmark %q (have %s)", fs.Arg(0), strings.Join([]string{"profile", "restore", "parse", "dump", "sink", "search", "als", "foldin", "recommend", "cart", "cart-latency"}, ", "))
 		}
 	}
 	return c

@@ -402,7 +402,12 @@ func startServices(ctx context.Context, d *deps, names []string) error {
 		if err != nil {
 			return err
 		}
-		r, err := stream.NewRunner(p, d.streamCf)
+		cf := d.streamCf
+		if n == cartbuilder.Name && (cf.CommitInterval <= 0 || cf.CommitInterval > cartbuilder.CommitInterval) {
+			// Its results wait for the commit: see cartbuilder.CommitInterval.
+			cf.CommitInterval = cartbuilder.CommitInterval
+		}
+		r, err := stream.NewRunner(p, cf)
 		if err != nil {
 			return fmt.Errorf("processor %s: %w", n, err)
 		}

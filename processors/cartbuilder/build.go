@@ -112,8 +112,22 @@ func (t *Tables) problem(req *pb.CartRequest, cands []*pb.CartCandidate, fresh f
 			return nil, nil, fmt.Errorf("criteria.min_seller_rating: %w", err)
 		}
 	}
-	byID := make(map[int64]*pb.Listing)
-	for _, cd := range cands {
+	// Sized up front: a 200 x 20 problem grew its listing slice (about
+	// 200 bytes an element) and map a dozen times, which cost more than
+	// the solve.
+	n := 0
+	keys := make([]string, len(cands))
+	for i, cd := range cands {
+		keys[i] = strconv.FormatInt(cd.ReleaseId, 10)
+		if fresh(cd.ReleaseId) {
+			n += t.Listings.Count(ReleaseIndex, keys[i])
+		}
+	}
+	p.Candidates = make([]cartopt.Candidate, 0, len(cands))
+	p.Listings = make([]cartopt.Listing, 0, n)
+	byID := make(map[int64]*pb.Listing, n)
+	ratings := map[string]cartopt.Decimal{} // per seller, for this problem
+	for i, cd := range cands {
 		score, err := cartopt.DecimalFromFloat(cd.Score)
 		if err != nil {
 			return nil, nil, fmt.Errorf("score of %d: %w", cd.ReleaseId, err)
@@ -122,7 +136,7 @@ func (t *Tables) problem(req *pb.CartRequest, cands []*pb.CartCandidate, fresh f
 		if !fresh(cd.ReleaseId) {
 			continue
 		}
-		err = t.Listings.Find(ReleaseIndex, strconv.FormatInt(cd.ReleaseId, 10), func(_ int64, l *pb.Listing) bool {
+		err = t.Listings.Find(ReleaseIndex, keys[i], func(_ int64, l *pb.Listing) bool {
 			if !l.Available || l.Price == nil {
 				return true
 			}
@@ -138,7 +152,8 @@ func (t *Tables) problem(req *pb.CartRequest, cands []*pb.CartCandidate, fresh f
 				Media:      l.Media,
 				MediaCond:  grade.Media(l.Media),
 				SleeveCond: grade.Sleeve(l.Sleeve),
-				CartURL:    "https://www.discogs.com/sell/cart/?add=" + strconv.FormatInt(l.ListingId, 10),
+				// No CartURL: the solve does not use it; result()
+				// writes the items' links.
 			}
 			switch l.ShippingState {
 			case pb.ShippingState_SHIPPING_STATE_UNAVAILABLE, pb.ShippingState_SHIPPING_STATE_UNSPECIFIED:
@@ -161,9 +176,14 @@ func (t *Tables) problem(req *pb.CartRequest, cands []*pb.CartCandidate, fresh f
 					cl.Shipping = decimalOf(l.Shipping)
 				}
 			}
-			if s, ok := t.Sellers.Get(l.Seller); ok && s.HasRating {
-				cl.SellerRating, _ = cartopt.DecimalFromFloat(s.RatingPercent)
+			rating, ok := ratings[l.Seller]
+			if !ok {
+				if s, ok := t.Sellers.Get(l.Seller); ok && s.HasRating {
+					rating, _ = cartopt.DecimalFromFloat(s.RatingPercent)
+				}
+				ratings[l.Seller] = rating
 			}
+			cl.SellerRating = rating
 			p.Listings = append(p.Listings, cl)
 			return true
 		})

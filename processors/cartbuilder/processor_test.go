@@ -5,8 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cratestream/cratestream/connectors/redis"
+	"github.com/cratestream/cratestream/internal/cartopt"
 	"github.com/cratestream/cratestream/internal/stream"
 	"github.com/cratestream/cratestream/internal/testutil"
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
@@ -581,5 +584,78 @@ func TestProcessor(t *testing.T) {
 	}
 	if len(all) != 0 {
 		t.Errorf("unexpected scrape requests (fresh or failed requests must ask none): %v", all)
+	}
+}
+
+// BenchmarkCartRequest is the in-process work of one request with fresh
+// listings on a 200 releases x 20 listings market (the 200 x 20
+// problem): selection, the affordability filter, the problem from the
+// global tables, the exact solve (top 20 carts) and the result. The
+// request id changes every iteration, so the wantlist subset does too.
+func BenchmarkCartRequest(b *testing.B) {
+	brokers, cl := newCluster(b)
+	rng := rand.New(rand.NewPCG(7, 11))
+	recs := fxRecords(b)
+	countries := []string{"NL", "DE", "FR", "GB", "US", "SE", "JP"}
+	currencies := []string{"EUR", "EUR", "EUR", "GBP", "USD", "EUR", "JPY"}
+	const sellers, releases, perRelease = 150, 200, 20
+	for s := 0; s < sellers; s++ {
+		name := "seller-" + strconv.Itoa(s)
+		recs = append(recs, record(b, topics.Sellers(), name, &pb.Seller{Username: name, SellerId: int64(s + 1),
+			RatingPercent: 90 + rng.Float64()*10, HasRating: true, ShipsFrom: countries[s%len(countries)]}))
+	}
+	var cands []*pb.CartCandidate
+	c := &pb.Candidates{UserId: "u"}
+	lid := int64(1_000_000)
+	for i := 0; i < releases; i++ {
+		rel := int64(10_000 + i)
+		var prices []int64
+		for j := 0; j < perRelease; j++ {
+			s := rng.IntN(sellers)
+			cur := currencies[s%len(currencies)]
+			cents := int64(300 + rng.IntN(4000))
+			price := &pb.Money{AmountMinor: cents, Currency: cur}
+			if cur == "JPY" {
+				price.AmountMinor = cents * 160 / 100
+			}
+			prices = append(prices, cents)
+			recs = append(recs, record(b, topics.Listings(), lid, &pb.Listing{ListingId: lid, ReleaseId: rel, Seller: "seller-" + strconv.Itoa(s),
+				SellerId: int64(s + 1), Price: price, ShippingState: pb.ShippingState_SHIPPING_STATE_PRICED,
+				Shipping: &pb.Money{AmountMinor: price.AmountMinor / 4, Currency: cur}, Media: pb.MediaGrade(1 + rng.IntN(5)),
+				Sleeve: pb.SleeveGrade(1 + rng.IntN(5)), ShipsFrom: countries[s%len(countries)], Available: true}))
+			lid++
+		}
+		slices.Sort(prices)
+		recs = append(recs, record(b, topics.ReleaseStats(), rel, &pb.ReleaseStats{ReleaseId: rel, MedianPrice: eur(prices[len(prices)/2])}))
+		src := pb.CandidateSource_CANDIDATE_SOURCE_RECOMMENDATION
+		if i >= releases*7/10 {
+			src = pb.CandidateSource_CANDIDATE_SOURCE_WANTLIST
+		}
+		c.Candidates = append(c.Candidates, &pb.Candidate{ReleaseId: rel, Score: 1 - float64(i)/releases, Source: src})
+	}
+	produceAll(b, cl, recs...)
+	tb := testTables(b, brokers, true)
+	req := &pb.CartRequest{UserId: "u", Criteria: &pb.CartCriteria{Budget: eur(15000), MinQty: 1, WantlistRatio: 0.3, TopN: 20}}
+	all := func(int64) bool { return true }
+	i := 0
+	for b.Loop() {
+		i++
+		req.RequestId = "req-" + strconv.Itoa(i)
+		cands = affordable(Select(c, req.Criteria.WantlistRatio, req.RequestId), req.Criteria.Budget, tb)
+		prob, listings, err := tb.problem(req, cands, all)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := cartopt.Solve(prob, cartopt.Options{MaxNodes: 50_000_000})
+		if err != nil {
+			b.Fatal(err)
+		}
+		conv, err := cartopt.NewConverter(prob.Rates, prob.Criteria.Currency)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if carts := result(res, cands, listings, tb.Sellers, conv); len(carts) == 0 {
+			b.Fatal("no carts")
+		}
 	}
 }
