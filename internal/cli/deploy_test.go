@@ -313,29 +313,61 @@ func portOf(addr string) int {
 }
 
 // knownEnv are the environment variables the binary reads: string literals
-// of the non-test sources of this package.
+// of the non-test sources of this package and of the code it runs
+// (connectors, processors, internal).
 func knownEnv(t *testing.T) map[string]bool {
 	t.Helper()
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
 	re := regexp.MustCompile(`"((?:CRATESTREAM|DISCOGS)_[A-Z0-9_]+)"`)
 	out := map[string]bool{}
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		b, err := os.ReadFile(f)
+	for _, m := range literals(t, re, "internal", "connectors", "processors", "cmd") {
+		out[m] = true
+	}
+	if !out["CRATESTREAM_BROKERS"] {
+		t.Fatal("found no CRATESTREAM_BROKERS literal in the sources")
+	}
+	return out
+}
+
+// literals are the first submatches of re in the repository's non-test Go
+// sources under dirs.
+func literals(t *testing.T, re *regexp.Regexp, dirs ...string) []string {
+	t.Helper()
+	var out []string
+	for _, dir := range dirs {
+		err := filepath.WalkDir(filepath.Join(repoRoot, dir), func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, m := range re.FindAllSubmatch(b, -1) {
+				out = append(out, string(m[1]))
+			}
+			return nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range re.FindAllSubmatch(b, -1) {
-			out[string(m[1])] = true
-		}
 	}
-	if !out["CRATESTREAM_BROKERS"] {
-		t.Fatalf("found no CRATESTREAM_BROKERS literal in %v", files)
+	return out
+}
+
+// servicePorts are the ports a `run` instance listens on besides the ops
+// server: fakemarket's --fakemarket-listen and the gateway's
+// CRATESTREAM_GATEWAY_LISTEN (default :8080, gateway.ConfigFromEnv).
+func (s *binarySpec) servicePorts(inv invocation, env map[string]string) map[int]bool {
+	out := map[int]bool{}
+	if slices.Contains(inv.args, "fakemarket") {
+		out[portOf(s.flagOrEnv(inv, env, "fakemarket-listen", "CRATESTREAM_FAKEMARKET_LISTEN"))] = true
+	}
+	if slices.Contains(inv.args, "gateway") {
+		addr := env["CRATESTREAM_GATEWAY_LISTEN"]
+		if addr == "" {
+			addr = ":8080"
+		}
+		out[portOf(addr)] = true
 	}
 	return out
 }
@@ -354,6 +386,7 @@ var needs = map[string][]string{
 	"scraper":         {"CRATESTREAM_REDIS"},
 	"importer":        {"CRATESTREAM_REDIS"},
 	"clickhouse-sink": {"CRATESTREAM_CLICKHOUSE"},
+	"gateway":         {"CRATESTREAM_REDIS"},
 }
 
 var envFlag = map[string]string{
@@ -483,10 +516,8 @@ func TestDeployCompose(t *testing.T) {
 				t.Fatalf("no ops port in %q", spec.opsAddr(inv, env))
 			}
 			opsPorts[name] = ops
-			allowed := map[int]bool{ops: true}
-			if slices.Contains(inv.args, "fakemarket") {
-				allowed[portOf(spec.flagOrEnv(inv, env, "fakemarket-listen", "CRATESTREAM_FAKEMARKET_LISTEN"))] = true
-			}
+			allowed := spec.servicePorts(inv, env)
+			allowed[ops] = true
 			exposed := map[int]bool{}
 			for _, e := range svc.Expose {
 				n, _ := strconv.Atoi(e)
@@ -759,25 +790,9 @@ type dashPanel struct {
 // repository's non-test Go sources (metric names are literals in the code).
 func registeredMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	re := regexp.MustCompile(`"(cratestream_[a-z0-9_]+)"`)
 	out := map[string]bool{}
-	for _, dir := range []string{"internal", "connectors", "processors"} {
-		err := filepath.WalkDir(filepath.Join(repoRoot, dir), func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-				return err
-			}
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			for _, m := range re.FindAllSubmatch(b, -1) {
-				out[string(m[1])] = true
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range literals(t, regexp.MustCompile(`"(cratestream_[a-z0-9_]+)"`), "internal", "connectors", "processors") {
+		out[m] = true
 	}
 	return out
 }
@@ -1007,9 +1022,12 @@ func TestDeployKustomize(t *testing.T) {
 
 					ops := portOf(spec.opsAddr(inv, env))
 					hasPort := false
+					listens := spec.servicePorts(inv, env)
 					for _, cp := range c.Ports {
 						if int(cp.ContainerPort) == ops {
 							hasPort = true
+						} else if !listens[int(cp.ContainerPort)] {
+							t.Errorf("%s: container port %d (%s): nothing listens there (ops %d)", where, cp.ContainerPort, cp.Name, ops)
 						}
 					}
 					if !hasPort {
