@@ -187,7 +187,10 @@ func New(o Options) (*stream.Processor, error) {
 		return t.Listings.Reached(offs)
 	}
 	// progress advances a pending request and builds it when it is ready.
-	progress := func(c *stream.Ctx, pc *pb.PendingCart) error {
+	// changed says pc differs from the stored state: the check timer's
+	// polls of the listing table change nothing, and neither store nor
+	// status is rewritten for them.
+	progress := func(c *stream.Ctx, pc *pb.PendingCart, changed bool) error {
 		if ready(pc) {
 			if err := deadline.Cancel(c, pc.Request.RequestId); err != nil {
 				return err
@@ -203,6 +206,9 @@ func New(o Options) (*stream.Processor, error) {
 			if err := check.Schedule(c, pc.Request.RequestId, c.Now().Add(20*time.Millisecond), ""); err != nil {
 				return err
 			}
+		}
+		if !changed {
+			return nil
 		}
 		if err := pending.Put(c, pc.Request.RequestId, pc); err != nil {
 			return err
@@ -233,7 +239,7 @@ func New(o Options) (*stream.Processor, error) {
 		if err != nil || pc == nil {
 			return err
 		}
-		return progress(c, pc)
+		return progress(c, pc, false)
 	})
 
 	stream.Consume(p, ct, func(c *stream.Ctx, user string, cs *pb.Candidates) error {
@@ -315,7 +321,7 @@ func New(o Options) (*stream.Processor, error) {
 		if err := deadline.Schedule(c, req.RequestId, time.UnixMilli(pc.DeadlineMs), ""); err != nil {
 			return err
 		}
-		return progress(c, pc)
+		return progress(c, pc, true)
 	})
 
 	stream.Broadcast(p, topics.ScrapeDone(), func(c *stream.Ctx, release int64, sd *pb.ScrapeDone) error {
@@ -346,7 +352,7 @@ func New(o Options) (*stream.Processor, error) {
 			pc.Waiting = slices.Delete(pc.Waiting, i, i+1)
 			pc.Scraped = append(pc.Scraped, release)
 			pc.ListingOffsets = append(pc.ListingOffsets, sd.ListingEndOffsets...)
-			if err := progress(c, pc); err != nil {
+			if err := progress(c, pc, true); err != nil {
 				return err
 			}
 		}
