@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
@@ -95,6 +96,13 @@ type Config struct {
 	// UI, when set, serves everything outside the API (the web UI).
 	UI http.Handler
 
+	// Dashboard answers the market and recommendation-quality endpoints
+	// (a *chsink.Queries); nil makes them 503.
+	Dashboard Dashboard
+	// Metrics is the Prometheus registry of the processors running in this
+	// process: the pipeline endpoint reads it (nil makes it 503).
+	Metrics prometheus.Gatherer
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -139,6 +147,8 @@ type Server struct {
 	auth    *authState
 	mux     *http.ServeMux
 	http    *http.Client
+
+	pipeline pipelineState
 }
 
 // New returns a server. Its Hub is fed by RunBridge (or, in tests, by
@@ -234,6 +244,10 @@ func Routes() []Route {
 		{Method: "POST", Path: "/api/v1/users/{username}/sync", Summary: "sync the user's Discogs wantlist and collection"},
 		{Method: "GET", Path: "/api/v1/users/{username}/recommendations", Summary: "the user's recommendations"},
 		{Method: "GET", Path: "/api/v1/releases/{id}/similar", Summary: "releases similar to a release"},
+		{Method: "GET", Path: "/api/v1/dashboard/market", Summary: "live listings by media grade, ships-from country and currency"},
+		{Method: "GET", Path: "/api/v1/dashboard/releases/{id}/prices", Summary: "price distribution of a release's live listings"},
+		{Method: "GET", Path: "/api/v1/dashboard/rec-quality", Summary: "online recommendation quality by model version and cascade level"},
+		{Method: "GET", Path: "/api/v1/dashboard/pipeline", Summary: "stream processors' throughput, lag and dead letters"},
 	}
 }
 
@@ -254,6 +268,10 @@ func (s *Server) handlers() map[string]handlerFunc {
 		"POST /api/v1/users/{username}/sync":           s.postSync,
 		"GET /api/v1/users/{username}/recommendations": s.recommendations,
 		"GET /api/v1/releases/{id}/similar":            s.similar,
+		"GET /api/v1/dashboard/market":                 s.dashMarket,
+		"GET /api/v1/dashboard/releases/{id}/prices":   s.dashPrices,
+		"GET /api/v1/dashboard/rec-quality":            s.dashRecQuality,
+		"GET /api/v1/dashboard/pipeline":               s.dashPipeline,
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	chsink "github.com/cratestream/cratestream/connectors/clickhouse"
 	"github.com/cratestream/cratestream/processors/recommend"
 )
 
@@ -29,6 +30,10 @@ type RunConfig struct {
 	// LookupAddrs are ops addresses of recommend instances to try besides
 	// the ones found through the consumer group.
 	LookupAddrs []string
+	// ClickHouse is the native host:port the dashboard queries (unless
+	// Gateway.Dashboard is set); empty leaves the dashboard's ClickHouse
+	// endpoints answering 503.
+	ClickHouse string
 	// OnListen runs once the server listens (the demo prints its link).
 	OnListen func(addr string, s *Server)
 }
@@ -40,6 +45,7 @@ type RunConfig struct {
 //	CRATESTREAM_SESSION_SECRET   session signing key, at least 32 bytes (default: random per start)
 //	CRATESTREAM_DEMO_USER        enables one-time demo login links for this user
 //	CRATESTREAM_LOOKUP_ADDRS     extra recommend ops addresses, comma-separated
+//	CRATESTREAM_CLICKHOUSE       ClickHouse native host:port of the dashboard
 //	DISCOGS_CONSUMER_KEY, DISCOGS_CONSUMER_SECRET   the Discogs app (OAuth login)
 //	DISCOGS_WEB_URL              where users authorize (default https://www.discogs.com)
 func ConfigFromEnv(getenv func(string) string) (RunConfig, error) {
@@ -57,6 +63,7 @@ func ConfigFromEnv(getenv func(string) string) (RunConfig, error) {
 	}
 	g.SecureCookies = strings.HasPrefix(g.PublicURL, "https://")
 	g.DemoUser = getenv("CRATESTREAM_DEMO_USER")
+	rc.ClickHouse = getenv("CRATESTREAM_CLICKHOUSE")
 	g.Discogs.ConsumerKey = getenv("DISCOGS_CONSUMER_KEY")
 	g.Discogs.ConsumerSecret = getenv("DISCOGS_CONSUMER_SECRET")
 	g.Discogs.WebURL = getenv("DISCOGS_WEB_URL")
@@ -104,6 +111,14 @@ func Run(ctx context.Context, rc RunConfig) error {
 		}
 	} else if cfg.Stores == nil && len(rc.LookupAddrs) > 0 {
 		cfg.Stores = NewStoreClient(nil, rc.LookupAddrs...)
+	}
+	if rc.ClickHouse != "" && cfg.Dashboard == nil {
+		conn, err := chsink.Open(ctx, chsink.ConnOptions{Addr: []string{rc.ClickHouse}, MaxOpenConns: 4})
+		if err != nil {
+			return fmt.Errorf("gateway dashboard: %w", err)
+		}
+		defer conn.Close()
+		cfg.Dashboard = chsink.NewQueries(conn, chsink.QueryOptions{})
 	}
 	s, err := New(cfg)
 	if err != nil {
