@@ -31,8 +31,8 @@ func TestDashboardWithoutClickHouse(t *testing.T) {
 	}
 	// Parameters are checked before ClickHouse is needed.
 	for path, field := range map[string]string{
-		"/api/v1/dashboard/releases/0/prices":  "id",
-		"/api/v1/dashboard/releases/x/prices":  "id",
+		"/api/v1/dashboard/releases/0/prices":   "id",
+		"/api/v1/dashboard/releases/x/prices":   "id",
 		"/api/v1/dashboard/rec-quality?since=x": "since",
 	} {
 		w := e.do(t, "GET", path, e.alice, "")
