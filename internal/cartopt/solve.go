@@ -390,43 +390,13 @@ func (h *minHeap) pop() int64 {
 	return top
 }
 
-type maxHeap struct{ a []int64 }
+// maxHeap keeps the smallest values seen: pop removes the largest. It is a
+// minHeap of negated values (costs are far from math.MinInt64).
+type maxHeap struct{ h minHeap }
 
-func (h *maxHeap) len() int { return len(h.a) }
-
-func (h *maxHeap) push(x int64) {
-	h.a = append(h.a, x)
-	for i := len(h.a) - 1; i > 0; {
-		p := (i - 1) / 2
-		if h.a[p] >= h.a[i] {
-			break
-		}
-		h.a[p], h.a[i] = h.a[i], h.a[p]
-		i = p
-	}
-}
-
-func (h *maxHeap) pop() int64 {
-	top := h.a[0]
-	last := len(h.a) - 1
-	h.a[0] = h.a[last]
-	h.a = h.a[:last]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < last && h.a[l] > h.a[m] {
-			m = l
-		}
-		if r < last && h.a[r] > h.a[m] {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h.a[m], h.a[i] = h.a[i], h.a[m]
-		i = m
-	}
-	return top
-}
+func (h *maxHeap) len() int       { return h.h.len() }
+func (h *maxHeap) push(x int64)   { h.h.push(-x) }
+func (h *maxHeap) pop() (x int64) { return -h.h.pop() }
 
 // sellerBound is a seller's cheap bound.
 type sellerBound struct {
