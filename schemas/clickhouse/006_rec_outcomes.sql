@@ -16,5 +16,4 @@ CREATE TABLE IF NOT EXISTS rec_outcomes
     version       UInt64
 )
 ENGINE = ReplacingMergeTree(version)
-PARTITION BY toYYYYMM(event_time)
 ORDER BY (model_version, level, event_id);
