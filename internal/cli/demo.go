@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/cratestream/cratestream/connectors/discogs/fakemarket"
 	"github.com/cratestream/cratestream/connectors/ecb"
+	"github.com/cratestream/cratestream/connectors/gateway"
 	"github.com/cratestream/cratestream/internal/demodata"
 	"github.com/cratestream/cratestream/internal/embedded"
 	"github.com/cratestream/cratestream/internal/gen"
@@ -42,12 +44,15 @@ process, generates collector traffic at --rate events/s (a --bad-rate share of
 it invalid, to show the dead-letter topic) and prints progress every
 --progress. Ctrl-C stops cleanly; a second run reuses the data directory.
 
-The ops server (--http) serves /metrics, /healthz and /readyz.`,
+The ops server (--http) serves /metrics, /healthz and /readyz; the gateway
+(--web) serves the web UI and its API, with a printed one-time link that logs
+in as a generated collector.`,
 	}
 	c.run = func(ctx context.Context, env *Env, args []string) error {
 		fs := newFlags(env, c)
 		dataDir := fs.String("data-dir", ".demo", "where the embedded stack keeps its data")
-		httpAddr := fs.String("http", "127.0.0.1:8080", "ops (and later web UI) listen address")
+		httpAddr := fs.String("http", "127.0.0.1:8080", "ops listen address (/metrics, /healthz, /readyz)")
+		webAddr := fs.String("web", "127.0.0.1:8081", "web UI and API (gateway) listen address; empty: no gateway")
 		rate := fs.Int("rate", 500, "generated interactions per second")
 		users := fs.Int("users", 5000, "generated collectors")
 		releases := fs.Int("releases", 0, "releases in a generated catalogue (0: the ~1000 real releases shipped with the demo)")
@@ -66,7 +71,7 @@ The ops server (--http) serves /metrics, /healthz and /readyz.`,
 			defer cancel()
 		}
 		return runDemo(ctx, env, demoOptions{
-			dataDir: *dataDir, httpAddr: *httpAddr, rate: *rate, users: *users,
+			dataDir: *dataDir, httpAddr: *httpAddr, webAddr: *webAddr, rate: *rate, users: *users,
 			releases: *releases, badRate: *badRate, every: *every,
 			brokers: *brokers, redis: *redisAddr, clickhouse: *chAddr,
 		})
@@ -76,7 +81,7 @@ The ops server (--http) serves /metrics, /healthz and /readyz.`,
 
 type demoOptions struct {
 	brokers, redis, clickhouse string
-	dataDir, httpAddr          string
+	dataDir, httpAddr, webAddr string
 	rate, users, releases      int
 	releaseIDs                 []int64 // the catalogue; 1..releases when generated
 	genres                     int
@@ -194,9 +199,27 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 	if chAddr != "" {
 		names = append(names, "clickhouse-sink")
 	}
+	webLine := make(chan string, 1)
+	if o.webAddr != "" {
+		names = append(names, "gateway")
+		d.gatewayHook = func(rc *gateway.RunConfig) {
+			user := gen.UserID(1) // an active collector: a wantlist and recommendations
+			rc.Listen, rc.Gateway.DemoUser = o.webAddr, user
+			rc.OnListen = func(addr string, s *gateway.Server) {
+				base := "http://" + ops.AdvertiseAddr(addr, "127.0.0.1")
+				link, err := s.DemoLink()
+				if strings.HasPrefix(link, "/") {
+					link = base + link
+				}
+				if err != nil {
+					link = err.Error()
+				}
+				webLine <- fmt.Sprintf("  web ui      %s/  (log in as %s: %s)", base, user, link)
+			}
+		}
+	}
 	fmt.Fprintf(out, "  services    %v (the scraper reads an in-process fake marketplace of %d releases)\n", names, o.releases)
 	fmt.Fprintf(out, "  ops         http://%s/metrics  http://%s/healthz  http://%s/readyz\n", bound, bound, bound)
-	fmt.Fprintln(out, "Generating traffic; Ctrl-C stops.")
 
 	var produced, bad, scrapes atomic.Int64
 	carts := &demoCarts{}
@@ -205,6 +228,16 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 	g.Go(func() error { return requestScrapes(gctx, cl, o, &scrapes) })
 	g.Go(func() error { return carts.run(gctx, cl, brokers, o) })
 	g.Go(func() error { return generate(gctx, cl, o, &produced, &bad) })
+	if o.webAddr != "" {
+		select {
+		case line := <-webLine:
+			fmt.Fprintln(out, line)
+		case <-gctx.Done():
+		case <-time.After(30 * time.Second):
+			fmt.Fprintln(out, "  web ui      not listening yet (see the log)")
+		}
+	}
+	fmt.Fprintln(out, "Generating traffic; Ctrl-C stops.")
 	g.Go(func() error {
 		t := time.NewTicker(o.every)
 		defer t.Stop()

@@ -21,6 +21,7 @@ import (
 	"github.com/cratestream/cratestream/connectors/discogs/importer"
 	"github.com/cratestream/cratestream/connectors/discogs/scraper"
 	"github.com/cratestream/cratestream/connectors/gateway"
+	"github.com/cratestream/cratestream/connectors/gateway/web"
 	"github.com/cratestream/cratestream/connectors/redis"
 	"github.com/cratestream/cratestream/internal/ops"
 	"github.com/cratestream/cratestream/internal/stream"
@@ -105,6 +106,9 @@ type deps struct {
 	// fake, when set, is an in-process fake marketplace the scraper
 	// reads instead of marketURL (the demo).
 	fake *fakemarket.Market
+	// gatewayHook, when set, adjusts the gateway service's configuration
+	// (the demo: its listen address, demo user and startup line).
+	gatewayHook func(*gateway.RunConfig)
 
 	mu      sync.Mutex
 	models  *recommend.ModelStore
@@ -350,6 +354,15 @@ func runGateway(ctx context.Context, d *deps) error {
 	rc.Brokers = d.brokers
 	rc.Gateway.Producer, rc.Gateway.Status, rc.Gateway.Logger = prod, rds, d.logger()
 	rc.Gateway.Discogs.APIURL, rc.Gateway.Discogs.UserAgent = d.set.discogsAPI, d.set.userAgent
+	rc.Gateway.UI = web.Handler()
+	// The pipeline dashboard reads the processors running in this process.
+	rc.Gateway.Metrics = d.srv.Registry
+	if d.set.clickhouseAddr != "" {
+		rc.ClickHouse = d.set.clickhouseAddr
+	}
+	if d.gatewayHook != nil {
+		d.gatewayHook(&rc)
+	}
 	return gateway.Run(ctx, rc)
 }
 

@@ -261,8 +261,9 @@
         h("td", {}, it.seller, h("br"), h("span", { class: "muted" }, it.seller_rating.toFixed(1) + "%" + (it.ships_from ? " · " + it.ships_from : ""))),
         h("td", { class: "num" }, money(it.price)),
         h("td", { class: "num" }, it.score.toFixed(2)),
-        h("td", {}, it.url ? h("a", { href: it.url, target: "_blank", rel: "noopener" }, "listing") : "")));
-    const carts = [...new Set(c.items.map((it) => it.cart_url).filter(Boolean))];
+        h("td", { class: "links-cell" },
+          it.url ? h("a", { href: it.url, target: "_blank", rel: "noopener" }, "listing") : null,
+          it.cart_url ? h("a", { href: it.cart_url, target: "_blank", rel: "noopener" }, "add to cart") : null)));
     return h("article", { class: "cart", "data-rank": c.rank },
       h("header", {},
         h("span", { class: "rank" }, "Cart " + c.rank + " · " + c.quantity + " record" + (c.quantity === 1 ? "" : "s")),
@@ -274,10 +275,8 @@
         h("span", {}, "Seller" + (c.sellers.length === 1 ? " " : "s ") + c.sellers.join(", "))),
       h("table", {},
         h("thead", {}, h("tr", {}, h("th", {}, "Release"), h("th", {}, "Media / sleeve"), h("th", {}, "Seller"),
-          h("th", { class: "num" }, "Price"), h("th", { class: "num" }, "Score"), h("th", {}, ""))),
-        h("tbody", {}, rows)),
-      carts.length ? h("div", { class: "links" }, carts.map((u, i) =>
-        h("a", { href: u, target: "_blank", rel: "noopener" }, carts.length > 1 ? "Open cart " + (i + 1) + " on Discogs" : "Open the cart on Discogs"))) : null);
+          h("th", { class: "num" }, "Price"), h("th", { class: "num" }, "Score"), h("th", {}, "Links"))),
+        h("tbody", {}, rows)));
   }
 
   async function loadCountries() {
@@ -372,7 +371,7 @@
   // boxPlot of a price distribution (EUR cents).
   function boxPlot(box, p) {
     if (!p.listings) return note(box, "Release " + p.release_id + " has no live listings with an EUR price.");
-    const W = 520, H = 120, L = 20, R = 20;
+    const W = 520, H = 120, L = 50, R = 50;
     const lo = p.min_eur_minor, hi = Math.max(p.max_eur_minor, lo + 1);
     const x = (v) => L + (W - L - R) * (v - lo) / (hi - lo);
     const y = 40;
@@ -424,7 +423,11 @@
     if (!pf.elements.release.value) {
       // Default: a release the user was recommended, else any.
       api("GET", "/api/v1/users/" + encodeURIComponent(state.user) + "/recommendations?limit=1")
-        .then((r) => { if (r.items.length && !pf.elements.release.value) { pf.elements.release.value = r.items[0].release_id; loadPrices(); } })
+        .then((r) => {
+          if (!r.items.length) throw new Error("no recommendation");
+          if (!pf.elements.release.value) pf.elements.release.value = r.items[0].release_id;
+          loadPrices();
+        })
         .catch(() => note($("#chart-prices"), "Enter a release id."));
     } else {
       loadPrices();
