@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the servers cratestream's tests and demo run as child processes:
-# clickhouse-server and redis-server from Debian's apt, when they are missing
+# clickhouse-server and redis-server, and with --browser (make test) the
+# chromium the web UI's browser test drives, from Debian's apt, when missing
 # and this user can install packages. Never fails the caller unless
 # CRATESTREAM_DEPS_REQUIRED=1 (make test under CI=true): the demo runs
 # without ClickHouse and with an in-process Redis when they cannot be had.
@@ -9,6 +10,9 @@ set -uo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server clickhouse-client)
+if [ "${1:-}" = --browser ]; then
+  command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 fail() {

@@ -237,6 +237,7 @@ func TestWebUIEndToEnd(t *testing.T) {
 	if n := eval(`String(document.querySelectorAll('#carts .cart a[href^="https://www.discogs.com/release/"]').length)`); n == "0" {
 		t.Errorf("no release links in the cards")
 	}
+	do("let the bar's transition end", chromedp.Sleep(500*time.Millisecond))
 	png := shot("carts.png")
 	if os.Getenv("CRATESTREAM_UPDATE_SCREENSHOT") == "1" {
 		root, err := testutil.RepoRoot()
