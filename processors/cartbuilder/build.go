@@ -91,10 +91,10 @@ func sellerID(l *pb.Listing) int64 {
 // problem assembles the cart problem of a request from the tables.
 func (t *Tables) problem(req *pb.CartRequest, cands []*pb.CartCandidate, fresh func(int64) bool) (*cartopt.Problem, map[int64]*pb.Listing, error) {
 	c := req.Criteria
-	rates, err := t.rates()
-	if err != nil {
-		return nil, nil, err
-	}
+	// A malformed rate leaves its currency out: its listings are dropped
+	// and counted as unknown_currency (a budget in it fails validation),
+	// rather than one bad record failing every request.
+	rates, _ := t.rates()
 	p := &cartopt.Problem{
 		Name:  req.RequestId,
 		Rates: rates,
@@ -108,6 +108,7 @@ func (t *Tables) problem(req *pb.CartRequest, cands []*pb.CartCandidate, fresh f
 		},
 	}
 	if c.MinSellerRating > 0 {
+		var err error
 		if p.Criteria.MinSellerRating, err = cartopt.DecimalFromFloat(c.MinSellerRating); err != nil {
 			return nil, nil, fmt.Errorf("criteria.min_seller_rating: %w", err)
 		}

@@ -313,7 +313,9 @@ func eur(cents int64) *pb.Money { return &pb.Money{AmountMinor: cents, Currency:
 // fxRecords are the rates every test cluster gets (units per EUR).
 func fxRecords(t testing.TB) []*kgo.Record {
 	var out []*kgo.Record
-	for cur, r := range map[string]string{"USD": "1.1", "GBP": "0.85", "JPY": "160"} {
+	// SEK's rate is malformed: it must leave SEK out, not fail every
+	// request.
+	for cur, r := range map[string]string{"USD": "1.1", "GBP": "0.85", "JPY": "160", "SEK": "11,2"} {
 		out = append(out, record(t, topics.FxRates(), cur, &pb.FxRate{Currency: cur, UnitsPerEur: r, Date: "2026-11-20"}))
 	}
 	return out
