@@ -119,8 +119,13 @@
     block.hidden = false;
     prog.classList.remove("failed");
     const shown = window.cratestreamProgress[kind] = [];
+    // Statuses (request-status.v1) and the result (carts.v1) come from two
+    // topics, so a late status can follow the result: the bar only moves
+    // forward, and nothing moves it after the result.
+    let last = 0, over = false;
     const set = (pct, msg) => {
-      pct = Math.max(0, Math.min(100, Math.round(pct)));
+      pct = Math.max(last, Math.min(100, Math.round(pct)));
+      last = pct;
       bar.style.width = pct + "%";
       prog.dataset.value = pct;
       text.textContent = msg;
@@ -131,6 +136,7 @@
     state.streams[kind] = es;
     es.addEventListener("status", (ev) => {
       const st = JSON.parse(ev.data);
+      if (over) return;
       let pct = 5;
       let msg = st.message || st.stage;
       if (st.total > 0) {
@@ -146,6 +152,7 @@
     });
     es.addEventListener("result", (ev) => {
       const res = JSON.parse(ev.data);
+      over = true;
       set(100, res.error ? "No carts: " + res.error : "Done: " + res.carts.length + " carts in " + res.total_ms + " ms");
       if (res.error) prog.classList.add("failed");
       if (onResult) onResult(res);
