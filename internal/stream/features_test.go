@@ -219,14 +219,7 @@ func TestTimersSurviveACrash(t *testing.T) {
 func TestBroadcastReachesEveryTask(t *testing.T) {
 	ctl := stream.NewTopic(topicSpec("ctl", 2, stream.CleanupDelete), stream.Codec[string](stream.StringCodec{}), stream.Codec[int64](seqCodec{}))
 	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec, ctl.TopicSpec)
-	build := func() *stream.Processor {
-		p := stream.NewProcessor("bcast", stream.ExactlyOnce)
-		stream.Consume(p, inTopic, func(*stream.Ctx, string, int64) error { return nil })
-		stream.Broadcast(p, ctl, func(c *stream.Ctx, k string, v int64) error {
-			return stream.Emit(c, outTopic, strconv.Itoa(int(c.Partition())), v)
-		})
-		return p
-	}
+	build := func() *stream.Processor { return bcastProcessor(ctl) }
 	a := start(t, build(), c.config("a"))
 	b := start(t, build(), c.config("b"))
 	waitFor(t, "both own tasks", 20*time.Second, func() bool {
@@ -238,17 +231,7 @@ func TestBroadcastReachesEveryTask(t *testing.T) {
 		c.produce(t, &kgo.Record{Topic: "ctl", Key: []byte("c" + strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
 	}
 	out := c.readAll(t, "out", 6*n, 30*time.Second)
-	got := map[string]int{}
-	for _, r := range out {
-		got[string(r.Key)+"/"+string(r.Value)]++
-	}
-	for p := 0; p < 6; p++ {
-		for i := 0; i < n; i++ {
-			if k := fmt.Sprintf("%d/%d", p, i); got[k] != 1 {
-				t.Errorf("task %d saw broadcast %d %d times", p, i, got[k])
-			}
-		}
-	}
+	checkEveryTaskOnce(t, out, 6, n)
 }
 
 func TestGlobalTable(t *testing.T) {
@@ -396,14 +379,7 @@ func TestLookupsAcrossInstances(t *testing.T) {
 func TestBroadcastWhileDown(t *testing.T) {
 	ctl := stream.NewTopic(topicSpec("ctl", 2, stream.CleanupDelete), stream.Codec[string](stream.StringCodec{}), stream.Codec[int64](seqCodec{}))
 	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec, ctl.TopicSpec)
-	build := func() *stream.Processor {
-		p := stream.NewProcessor("bcast", stream.ExactlyOnce)
-		stream.Consume(p, inTopic, func(*stream.Ctx, string, int64) error { return nil })
-		stream.Broadcast(p, ctl, func(c *stream.Ctx, k string, v int64) error {
-			return stream.Emit(c, outTopic, strconv.Itoa(int(c.Partition())), v)
-		})
-		return p
-	}
+	build := func() *stream.Processor { return bcastProcessor(ctl) }
 	a := start(t, build(), c.config("a"))
 	waitFor(t, "tasks", 20*time.Second, func() bool { return a.r.Stats().Tasks == 6 && a.r.Ready() })
 	time.Sleep(500 * time.Millisecond) // starting positions committed
@@ -414,17 +390,7 @@ func TestBroadcastWhileDown(t *testing.T) {
 	}
 	start(t, build(), c.config("a"))
 	out := c.readAll(t, "out", 6*n, 30*time.Second)
-	got := map[string]int{}
-	for _, r := range out {
-		got[string(r.Key)+"/"+string(r.Value)]++
-	}
-	for p := 0; p < 6; p++ {
-		for i := 0; i < n; i++ {
-			if k := fmt.Sprintf("%d/%d", p, i); got[k] != 1 {
-				t.Errorf("task %d saw broadcast %d %d times", p, i, got[k])
-			}
-		}
-	}
+	checkEveryTaskOnce(t, out, 6, n)
 }
 
 // Keys sees the writes of the open transaction: a handler looking for
@@ -464,5 +430,32 @@ func TestKeysIncludeOpenWrites(t *testing.T) {
 	slices.Sort(got) // the emits land on different partitions of out
 	if want := []string{"1,3", "3,4"}; !slices.Equal(got, want) {
 		t.Fatalf("keys seen = %q, want %q", got, want)
+	}
+}
+
+// bcastProcessor emits, for every broadcast record of ctl, the record's
+// value keyed by the task that saw it.
+func bcastProcessor(ctl stream.Topic[string, int64]) *stream.Processor {
+	p := stream.NewProcessor("bcast", stream.ExactlyOnce)
+	stream.Consume(p, inTopic, func(*stream.Ctx, string, int64) error { return nil })
+	stream.Broadcast(p, ctl, func(c *stream.Ctx, k string, v int64) error {
+		return stream.Emit(c, outTopic, strconv.Itoa(int(c.Partition())), v)
+	})
+	return p
+}
+
+// checkEveryTaskOnce: each of tasks saw broadcasts 0..n-1 exactly once.
+func checkEveryTaskOnce(t *testing.T, out []*kgo.Record, tasks, n int) {
+	t.Helper()
+	got := map[string]int{}
+	for _, r := range out {
+		got[string(r.Key)+"/"+string(r.Value)]++
+	}
+	for p := 0; p < tasks; p++ {
+		for i := 0; i < n; i++ {
+			if k := fmt.Sprintf("%d/%d", p, i); got[k] != 1 {
+				t.Errorf("task %d saw broadcast %d %d times", p, i, got[k])
+			}
+		}
 	}
 }
