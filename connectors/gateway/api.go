@@ -44,8 +44,16 @@ func newRequestID(kind string) string {
 	return kind + "-" + hex.EncodeToString(b[:])
 }
 
+// MeView is the logged-in user.
+type MeView struct {
+	User string `json:"user"`
+	// SyncUnavailable says why syncing is not possible here (the demo);
+	// absent when it is.
+	SyncUnavailable string `json:"sync_unavailable,omitempty"`
+}
+
 func (s *Server) me(w http.ResponseWriter, r *http.Request, user string) {
-	writeJSON(w, http.StatusOK, map[string]string{"user": user})
+	writeJSON(w, http.StatusOK, MeView{User: user, SyncUnavailable: s.cfg.SyncUnavailable})
 }
 
 func (s *Server) postCart(w http.ResponseWriter, r *http.Request, user string) {
@@ -83,6 +91,10 @@ func (s *Server) postSync(w http.ResponseWriter, r *http.Request, user string) {
 	name := r.PathValue("username")
 	if !strings.EqualFold(name, user) {
 		writeError(w, http.StatusForbidden, fmt.Sprintf("logged in as %s: cannot sync %s", user, name), "username")
+		return
+	}
+	if s.cfg.SyncUnavailable != "" {
+		writeError(w, http.StatusServiceUnavailable, s.cfg.SyncUnavailable, "")
 		return
 	}
 	var body SyncBody

@@ -64,6 +64,10 @@ type Config struct {
 	Status   StatusStore
 	Stores   StoreReader
 	Similar  SimilarFunc
+	// Releases adds titles, artists and years to the releases of carts,
+	// recommendations and similar releases (Run follows releases.v1 in a
+	// global table); nil shows ids only.
+	Releases ReleaseLookup
 
 	// SessionSecret signs session tokens (at least 32 bytes; Run
 	// generates one when empty, which logs everyone out on restart).
@@ -77,6 +81,10 @@ type Config struct {
 	// DemoUser enables the demo login: DemoLink mints one-time links that
 	// log in as this user.
 	DemoUser string
+	// SyncUnavailable, when set, is why this deployment cannot sync
+	// profiles (the demo runs no importer): the sync endpoint answers 503
+	// with it and /api/v1/me reports it, so the UI can say so up front.
+	SyncUnavailable string
 
 	// RatePerSecond and RateBurst bound each user's (or, before login,
 	// each client address's) requests. Defaults 10/s, burst 40.
@@ -166,6 +174,7 @@ func New(cfg Config) (*Server, error) {
 		mux:     http.NewServeMux(),
 		http:    &http.Client{Timeout: 15 * time.Second},
 	}
+	s.hub.releases = cfg.Releases
 	handlers := s.handlers()
 	for _, rt := range Routes() {
 		h, ok := handlers[rt.key()]

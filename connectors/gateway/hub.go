@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"encoding/json"
@@ -72,6 +73,8 @@ type Hub struct {
 	lru        *list.List // of request ids, most recently updated first
 	maxReqs    int
 	maxBacklog int
+	// releases, when set, adds titles to the cart results.
+	releases ReleaseLookup
 }
 
 // NewHub returns a hub remembering up to maxReqs requests with up to
@@ -128,14 +131,14 @@ func (h *Hub) Apply(r *kgo.Record) error {
 			return fmt.Errorf("%s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 		}
 		id, user, kind, typ, status = st.RequestId, st.UserId, st.Kind, "status", &st
-		data, _ = json.Marshal(statusView(&st))
+		data = marshalView(statusView(&st))
 	case topics.Carts().Name:
 		var res pb.CartResult
 		if err := proto.Unmarshal(r.Value, &res); err != nil {
 			return fmt.Errorf("%s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 		}
 		id, user, kind, typ, result = res.RequestId, res.UserId, pb.RequestKind_REQUEST_KIND_CART, "result", true
-		data, _ = json.Marshal(resultView(&res))
+		data = marshalView(resultView(&res, h.releases))
 	default:
 		return nil
 	}
@@ -185,6 +188,16 @@ func (h *Hub) Apply(r *kgo.Record) error {
 		}
 	}
 	return nil
+}
+
+// marshalView is the JSON of a view as writeJSON writes it ("&" in titles
+// stays "&"), without the trailing newline.
+func marshalView(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // Snapshot is what the hub knows of a request.

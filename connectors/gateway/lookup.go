@@ -202,9 +202,10 @@ type RecommendationView struct {
 
 // ScoredRelease is a release with a score.
 type ScoredRelease struct {
-	ReleaseID int64   `json:"release_id"`
-	Score     float64 `json:"score"`
-	URL       string  `json:"url"`
+	ReleaseID int64 `json:"release_id"`
+	ReleaseMeta
+	Score float64 `json:"score"`
+	URL   string  `json:"url"`
 }
 
 func releaseURL(id int64) string {
@@ -260,7 +261,7 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request, user st
 			v.Wantlist++
 		default:
 			if len(v.Items) < limit {
-				v.Items = append(v.Items, ScoredRelease{ReleaseID: cd.ReleaseId, Score: cd.Score, URL: releaseURL(cd.ReleaseId)})
+				v.Items = append(v.Items, ScoredRelease{ReleaseID: cd.ReleaseId, ReleaseMeta: releaseMeta(s.cfg.Releases, cd.ReleaseId), Score: cd.Score, URL: releaseURL(cd.ReleaseId)})
 			}
 		}
 	}
@@ -269,8 +270,9 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request, user st
 
 // SimilarView is a release's similar releases.
 type SimilarView struct {
-	ReleaseID int64           `json:"release_id"`
-	Items     []ScoredRelease `json:"items"`
+	ReleaseID int64 `json:"release_id"`
+	ReleaseMeta
+	Items []ScoredRelease `json:"items"`
 }
 
 func (s *Server) similar(w http.ResponseWriter, r *http.Request, _ string) {
@@ -300,9 +302,9 @@ func (s *Server) similar(w http.ResponseWriter, r *http.Request, _ string) {
 		writeErr(w, err)
 		return
 	}
-	v := SimilarView{ReleaseID: id, Items: make([]ScoredRelease, 0, len(ids))}
+	v := SimilarView{ReleaseID: id, ReleaseMeta: releaseMeta(s.cfg.Releases, id), Items: make([]ScoredRelease, 0, len(ids))}
 	for i, rid := range ids {
-		v.Items = append(v.Items, ScoredRelease{ReleaseID: rid, Score: shortFloat(scores[i]), URL: releaseURL(rid)})
+		v.Items = append(v.Items, ScoredRelease{ReleaseID: rid, ReleaseMeta: releaseMeta(s.cfg.Releases, rid), Score: shortFloat(scores[i]), URL: releaseURL(rid)})
 	}
 	writeJSON(w, http.StatusOK, v)
 }

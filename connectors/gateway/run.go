@@ -15,11 +15,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	chsink "github.com/cratestream/cratestream/connectors/clickhouse"
+	"github.com/cratestream/cratestream/internal/stream"
 	"github.com/cratestream/cratestream/processors/recommend"
 )
 
 // RunConfig is a gateway service: the server, its event bridge, its store
-// lookups and the copy of the model it answers similar releases from.
+// lookups, the copy of the model it answers similar releases from and the
+// table of releases.v1 it takes titles from.
 type RunConfig struct {
 	// Listen is the HTTP listen address. Default ":8080".
 	Listen  string
@@ -34,6 +36,9 @@ type RunConfig struct {
 	// Gateway.Dashboard is set); empty leaves the dashboard's ClickHouse
 	// endpoints answering 503.
 	ClickHouse string
+	// ReleasesWait bounds how long the event bridge waits for the release
+	// table (titles) to load before it starts. Default 30s.
+	ReleasesWait time.Duration
 	// OnListen runs once the server listens (the demo prints its link).
 	OnListen func(addr string, s *Server)
 }
@@ -92,9 +97,32 @@ func Run(ctx context.Context, rc RunConfig) error {
 	if rc.Listen == "" {
 		rc.Listen = ":8080"
 	}
+	if rc.ReleasesWait <= 0 {
+		rc.ReleasesWait = 30 * time.Second
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
+	// releasesCaught is closed once the release table has read what
+	// releases.v1 held at start (or at once without a table of ours).
+	releasesCaught := make(chan struct{})
+	if len(rc.Brokers) > 0 && cfg.Releases == nil {
+		tbl := stream.NewGlobalTable(ReleaseTopic(), stream.GlobalConfig{Brokers: rc.Brokers, Logger: log, ReadCommitted: true})
+		cfg.Releases = tbl
+		go func() { errc <- wrapErr("release table", tbl.Run(ctx)) }()
+		go func() {
+			select {
+			case <-tbl.CaughtUp():
+				log.Info("gateway: release titles loaded", "releases", tbl.Len())
+			case <-time.After(rc.ReleasesWait):
+				log.Warn("gateway: release titles still loading: early cart results show release ids only", "loaded", tbl.Len())
+			case <-ctx.Done():
+			}
+			close(releasesCaught)
+		}()
+	} else {
+		close(releasesCaught)
+	}
 	if len(rc.Brokers) > 0 {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(rc.Brokers...))
 		if err != nil {
@@ -126,6 +154,10 @@ func Run(ctx context.Context, rc RunConfig) error {
 	}
 	if len(rc.Brokers) > 0 {
 		go func() {
+			// Cart results are rendered as the bridge reads them: let the
+			// titles load first (the bridge re-reads recent results on a
+			// restart).
+			<-releasesCaught
 			errc <- wrapErr("event bridge", s.hub.Run(ctx, BridgeConfig{Brokers: rc.Brokers, Lookback: rc.Lookback, Logger: log}))
 		}()
 	}

@@ -96,8 +96,9 @@ func nonNil[T any](s []T) []T {
 
 // ItemView is one record of a cart.
 type ItemView struct {
-	ListingID    int64      `json:"listing_id"`
-	ReleaseID    int64      `json:"release_id"`
+	ListingID int64 `json:"listing_id"`
+	ReleaseID int64 `json:"release_id"`
+	ReleaseMeta
 	Seller       string     `json:"seller"`
 	Price        *MoneyView `json:"price"`
 	Shipping     *MoneyView `json:"shipping,omitempty"`
@@ -140,7 +141,9 @@ type ResultView struct {
 	Time               string        `json:"time,omitempty"`
 }
 
-func resultView(r *pb.CartResult) *ResultView {
+// resultView renders a cart result; releases (may be nil) adds the items'
+// titles.
+func resultView(r *pb.CartResult, releases ReleaseLookup) *ResultView {
 	v := &ResultView{RequestID: r.RequestId, User: r.UserId, Carts: []CartView{}, Criteria: criteriaView(r.Criteria),
 		StaleReleases: nonNil(r.StaleReleases), Error: r.Error, Candidates: r.Candidates, ListingsConsidered: r.ListingsConsidered,
 		WaitMs: r.GetTimings().GetWaitMs(), SolveMs: r.GetTimings().GetSolveMs(), TotalMs: r.GetTimings().GetTotalMs()}
@@ -151,7 +154,7 @@ func resultView(r *pb.CartResult) *ResultView {
 		cv := CartView{Rank: c.Rank, Sellers: nonNil(c.Sellers), Items: make([]ItemView, 0, len(c.Items)), Subtotal: moneyView(c.Subtotal),
 			Shipping: moneyView(c.Shipping), Total: moneyView(c.Total), Score: c.Score, Quantity: c.Quantity}
 		for _, it := range c.Items {
-			iv := ItemView{ListingID: it.ListingId, ReleaseID: it.ReleaseId, Seller: it.Seller, Price: moneyView(it.Price),
+			iv := ItemView{ListingID: it.ListingId, ReleaseID: it.ReleaseId, ReleaseMeta: releaseMeta(releases, it.ReleaseId), Seller: it.Seller, Price: moneyView(it.Price),
 				Shipping: moneyView(it.Shipping), ListedPrice: moneyView(it.ListedPrice), Media: grade.Short(it.Media),
 				Score: it.Score, Source: it.Source, URL: it.Url, CartURL: it.CartUrl, ShipsFrom: it.ShipsFrom, SellerRating: it.SellerRating}
 			if it.Sleeve != pb.SleeveGrade_SLEEVE_GRADE_UNSPECIFIED {
