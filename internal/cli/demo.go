@@ -205,6 +205,9 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 		d.gatewayHook = func(rc *gateway.RunConfig) {
 			user := gen.UserID(1) // an active collector: a wantlist and recommendations
 			rc.Listen, rc.Gateway.DemoUser = o.webAddr, user
+			// No importer runs (no Discogs API): the UI says so instead
+			// of queueing syncs nobody answers.
+			rc.Gateway.SyncUnavailable = demoSyncUnavailable
 			rc.OnListen = func(addr string, s *gateway.Server) {
 				base := "http://" + ops.AdvertiseAddr(addr, "127.0.0.1")
 				link, err := s.DemoLink()
@@ -448,6 +451,9 @@ func (dc *demoCarts) summary() string {
 	}
 	return line
 }
+
+// demoSyncUnavailable is why the demo's gateway refuses profile syncs.
+const demoSyncUnavailable = "the demo has no Discogs API access: its collectors' interactions are generated"
 
 // produceReleases writes the demo catalogue to releases.v1 (compacted and
 // keyed by id: a second run rewrites the same records).

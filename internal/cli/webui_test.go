@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,6 +89,18 @@ func TestWebUIEndToEnd(t *testing.T) {
 		e.produce(topics.Interactions().Name, user, &pb.Interaction{EventId: "w" + strconv.Itoa(i), EventTimeMs: int64(1000 + i),
 			UserId: user, ReleaseId: r.id, Kind: pb.InteractionKind_INTERACTION_KIND_WANT_ADD})
 	}
+	// The catalogue (releases.v1), which the gateway shows titles from.
+	var releases []*pb.Release
+	names := map[string]string{} // release URL -> "Artist – Title (year)"
+	for _, id := range e.fake.Releases() {
+		n := strconv.FormatInt(id, 10)
+		releases = append(releases, &pb.Release{ReleaseId: id, Title: "Title " + n, Year: int32(1960 + id%40),
+			Artists: []*pb.ArtistCredit{{Name: "Artist " + n + " (2)", Join: "&"}, {Name: "Friend"}}})
+		names["https://www.discogs.com/release/"+n] = "Artist " + n + " & Friend – Title " + n + " (" + strconv.FormatInt(1960+id%40, 10) + ")"
+	}
+	if err := produceReleases(ctx, e.cl, releases); err != nil {
+		t.Fatal(err)
+	}
 
 	d := e.deps(ctx)
 	services := []string{"profile", "recommend", "scraper", "cartbuilder", "gateway"}
@@ -100,7 +113,7 @@ func TestWebUIEndToEnd(t *testing.T) {
 	type listening struct{ base, link string }
 	ready := make(chan listening, 1)
 	d.gatewayHook = func(rc *gateway.RunConfig) {
-		rc.Listen, rc.Gateway.DemoUser = "127.0.0.1:0", user
+		rc.Listen, rc.Gateway.DemoUser, rc.Gateway.SyncUnavailable = "127.0.0.1:0", user, demoSyncUnavailable
 		rc.OnListen = func(addr string, s *gateway.Server) {
 			link, err := s.DemoLink()
 			if err != nil {
@@ -178,6 +191,10 @@ func TestWebUIEndToEnd(t *testing.T) {
 	if got := eval(`document.querySelector("#user-name").textContent`); got != user {
 		t.Fatalf("logged in as %q, want %s", got, user)
 	}
+	// The demo cannot sync (no Discogs API): the button is off and says why.
+	if got := eval(`document.querySelector("#sync").disabled + "|" + document.querySelector("#sync-note").innerText`); got != "true|Syncing is not available here: "+demoSyncUnavailable+"." {
+		t.Errorf("sync button and note: %q", got)
+	}
 
 	// Every criterion, then submit.
 	do("fill in the form",
@@ -236,6 +253,17 @@ func TestWebUIEndToEnd(t *testing.T) {
 	}
 	if n := eval(`String(document.querySelectorAll('#carts .cart a[href^="https://www.discogs.com/release/"]').length)`); n == "0" {
 		t.Errorf("no release links in the cards")
+	}
+	// Each release link reads "Artist – Title (year)" from releases.v1.
+	links := eval(`JSON.stringify(Array.from(document.querySelectorAll("#carts .cart a.release")).map((a) => [a.href, a.textContent]))`)
+	var pairs [][2]string
+	if err := json.Unmarshal([]byte(links), &pairs); err != nil || len(pairs) == 0 {
+		t.Fatalf("release links %s: %v", links, err)
+	}
+	for _, p := range pairs {
+		if names[p[0]] != p[1] {
+			t.Errorf("release link %s reads %q, want %q", p[0], p[1], names[p[0]])
+		}
 	}
 	do("let the bar's transition end", chromedp.Sleep(500*time.Millisecond))
 	png := shot("carts.png")

@@ -44,6 +44,12 @@
   }
 
   const money = (m) => (m ? m.amount + " " + m.currency : "–");
+  // releaseName is "Artist – Title (year)" when the gateway knows the
+  // release (title, artists, year), else "#id".
+  const releaseName = (r) => {
+    if (!r.title) return "#" + r.release_id;
+    return (r.artists ? r.artists + " – " : "") + r.title + (r.year ? " (" + r.year + ")" : "");
+  };
   const eur = (minor) => (minor / 100).toFixed(2) + " €";
   const state = { user: null, view: null, pipelineTimer: null, streams: {} };
   // Every progress value shown, per bar (the browser test reads it).
@@ -68,6 +74,7 @@
     try {
       const me = await api("GET", "/api/v1/me");
       state.user = me.user;
+      if (me.sync_unavailable) syncUnavailable(me.sync_unavailable);
       $("#user-name").textContent = me.user;
       $("#nav").hidden = false;
       $("#who").hidden = false;
@@ -171,16 +178,32 @@
 
   // ---- sync ---------------------------------------------------------------
 
+  // syncUnavailable disables the sync button for good and says why (the
+  // demo: no Discogs API, no importer).
+  function syncUnavailable(why) {
+    const btn = $("#sync");
+    btn.disabled = true;
+    btn.title = why;
+    $("#sync-progress").hidden = true;
+    const note = $("#sync-note");
+    note.textContent = "Syncing is not available here: " + why + ".";
+    note.hidden = false;
+  }
+
   $("#sync").addEventListener("click", async () => {
     const btn = $("#sync");
     btn.disabled = true;
+    $("#sync-note").hidden = true;
     const block = $("#sync-progress");
     try {
       const acc = await api("POST", "/api/v1/users/" + encodeURIComponent(state.user) + "/sync", {});
       follow("sync", acc.events_url, block, null, () => { btn.disabled = false; });
     } catch (e) {
-      block.hidden = false;
-      $(".progress-text", block).textContent = "Sync failed: " + e.message;
+      // No progress bar for a refused sync (the demo's 503 says why).
+      block.hidden = true;
+      const note = $("#sync-note");
+      note.textContent = "Sync failed: " + e.message;
+      note.hidden = false;
       btn.disabled = false;
     }
   });
@@ -262,7 +285,7 @@
     const rows = c.items.map((it) =>
       h("tr", {},
         h("td", {},
-          h("a", { href: "https://www.discogs.com/release/" + it.release_id, target: "_blank", rel: "noopener" }, "#" + it.release_id), " ",
+          h("a", { class: "release", href: "https://www.discogs.com/release/" + it.release_id, target: "_blank", rel: "noopener", title: "release " + it.release_id }, releaseName(it)), " ",
           h("span", { class: "tag " + it.source }, it.source)),
         h("td", {}, it.media || "–", it.sleeve ? " / " + it.sleeve : ""),
         h("td", {}, it.seller, h("br"), h("span", { class: "muted" }, it.seller_rating.toFixed(1) + "%" + (it.ships_from ? " · " + it.ships_from : ""))),
@@ -317,7 +340,7 @@
     const btn = h("button", { class: "button", type: "button", onclick: () => loadSimilar(it.release_id, sim) }, "Similar");
     return h("li", {},
       h("div", { class: "row between" },
-        h("span", {}, h("a", { href: it.url, target: "_blank", rel: "noopener" }, "Release " + it.release_id),
+        h("span", {}, h("a", { class: "release", href: it.url, target: "_blank", rel: "noopener", title: "release " + it.release_id }, it.title ? releaseName(it) : "Release " + it.release_id),
           h("span", { class: "muted" }, " · score " + it.score.toFixed(3))),
         btn),
       sim);
@@ -327,8 +350,8 @@
     box.replaceChildren("Loading…");
     try {
       const s = await api("GET", "/api/v1/releases/" + id + "/similar?limit=8");
-      box.replaceChildren("Similar to " + id + ": ", ...s.items.map((x) =>
-        h("a", { href: x.url, target: "_blank", rel: "noopener", title: "similarity " + x.score }, "#" + x.release_id)));
+      box.replaceChildren("Similar to " + (s.title ? releaseName(s) : id) + ": ", ...s.items.map((x) =>
+        h("a", { class: "release", href: x.url, target: "_blank", rel: "noopener", title: "release " + x.release_id + " · similarity " + x.score }, releaseName(x))));
       if (!s.items.length) box.append("none");
     } catch (e) {
       box.replaceChildren(h("span", { class: "error" }, e.message));
