@@ -388,7 +388,10 @@ func affordable(cands []*pb.CartCandidate, budget *pb.Money, t *Tables) []*pb.Ca
 	}
 	out := cands[:0:0]
 	for _, cd := range cands {
-		if st, ok := t.Stats.Get(cd.ReleaseId); ok && st.MedianPrice != nil && st.MedianPrice.AmountMinor > budgetEUR {
+		// The market processor writes medians in EUR; one in another
+		// currency is not compared (the solve judges its listings).
+		if st, ok := t.Stats.Get(cd.ReleaseId); ok && st.MedianPrice != nil && st.MedianPrice.Currency == "EUR" &&
+			st.MedianPrice.AmountMinor > budgetEUR {
 			continue
 		}
 		out = append(out, cd)

@@ -348,6 +348,8 @@ func TestAffordable(t *testing.T) {
 		// neither is known to be unaffordable.
 		4: {ReleaseId: 4},
 		5: {ReleaseId: 5, ListingCount: 1, MedianPrice: eur(2000)},
+		// A median not in EUR is not compared: 6 is always kept.
+		6: {ReleaseId: 6, ListingCount: 1, MedianPrice: &pb.Money{AmountMinor: 999999, Currency: "USD"}},
 	}
 	for id, st := range stats {
 		recs = append(recs, record(t, topics.ReleaseStats(), id, st))
@@ -355,37 +357,37 @@ func TestAffordable(t *testing.T) {
 	produceAll(t, cl, recs...)
 	tb := testTables(t, brokers, true)
 
-	all := []*pb.CartCandidate{{ReleaseId: 1}, {ReleaseId: 2}, {ReleaseId: 3}, {ReleaseId: 4}, {ReleaseId: 5}}
+	all := []*pb.CartCandidate{{ReleaseId: 1}, {ReleaseId: 2}, {ReleaseId: 3}, {ReleaseId: 4}, {ReleaseId: 5}, {ReleaseId: 6}}
 	for _, tc := range []struct {
 		budget *pb.Money
 		want   []int64
 	}{
-		{eur(100000), []int64{1, 2, 3, 4, 5}},
-		{eur(2000), []int64{1, 3, 4, 5}}, // a median equal to the budget is affordable
-		{eur(1999), []int64{1, 3, 4}},
-		{eur(999), []int64{3, 4}},
-		{eur(0), []int64{3, 4}}, // zero budget: everything priced is dropped
+		{eur(100000), []int64{1, 2, 3, 4, 5, 6}},
+		{eur(2000), []int64{1, 3, 4, 5, 6}}, // a median equal to the budget is affordable
+		{eur(1999), []int64{1, 3, 4, 6}},
+		{eur(999), []int64{3, 4, 6}},
+		{eur(0), []int64{3, 4, 6}}, // zero budget: everything priced is dropped
 		// 2000 USD cents = 18.18 EUR at 1.1: 1 fits, 5 (20 EUR) does not.
-		{&pb.Money{AmountMinor: 2000, Currency: "USD"}, []int64{1, 3, 4}},
+		{&pb.Money{AmountMinor: 2000, Currency: "USD"}, []int64{1, 3, 4, 6}},
 		// 1000 USD cents = 9.09 EUR: not even 1.
-		{&pb.Money{AmountMinor: 1000, Currency: "USD"}, []int64{3, 4}},
+		{&pb.Money{AmountMinor: 1000, Currency: "USD"}, []int64{3, 4, 6}},
 		// 5500 USD cents = 50 EUR exactly: 2 (median 50 EUR) fits.
-		{&pb.Money{AmountMinor: 5500, Currency: "USD"}, []int64{1, 2, 3, 4, 5}},
+		{&pb.Money{AmountMinor: 5500, Currency: "USD"}, []int64{1, 2, 3, 4, 5, 6}},
 		// JPY has no minor unit: 2000 JPY = 12.50 EUR at 160.
-		{&pb.Money{AmountMinor: 2000, Currency: "JPY"}, []int64{1, 3, 4}},
-		{&pb.Money{AmountMinor: 1000, Currency: "JPY"}, []int64{3, 4}},
+		{&pb.Money{AmountMinor: 2000, Currency: "JPY"}, []int64{1, 3, 4, 6}},
+		{&pb.Money{AmountMinor: 1000, Currency: "JPY"}, []int64{3, 4, 6}},
 		// 17 GBP = 20 EUR at 0.85.
-		{&pb.Money{AmountMinor: 1700, Currency: "GBP"}, []int64{1, 3, 4, 5}},
+		{&pb.Money{AmountMinor: 1700, Currency: "GBP"}, []int64{1, 3, 4, 5, 6}},
 		// Unknown currency: nothing can be judged; the request fails
 		// elsewhere with a clear error.
-		{&pb.Money{AmountMinor: 1, Currency: "XYZ"}, []int64{1, 2, 3, 4, 5}},
+		{&pb.Money{AmountMinor: 1, Currency: "XYZ"}, []int64{1, 2, 3, 4, 5, 6}},
 	} {
 		got := releaseIDs(affordable(all, tc.budget, tb))
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("budget %v: kept %v, want %v", tc.budget, got, tc.want)
 		}
 	}
-	if len(all) != 5 || all[1].ReleaseId != 2 {
+	if len(all) != 6 || all[1].ReleaseId != 2 {
 		t.Fatal("affordable modified its input")
 	}
 }
