@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -128,10 +129,18 @@ func wantsJSON(r *http.Request) bool {
 	return false
 }
 
-// safeNext keeps only local paths as post-login destinations.
+// safeNext keeps only local paths as post-login destinations. Browsers
+// drop tabs and newlines from a Location and read "\\" as "/", and
+// http.Redirect cleans "/a/../x" to "/x", so a next with control
+// characters or backslashes anywhere is refused, not only "//" up front.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsRune(next, '\\') {
 		return ""
+	}
+	for _, c := range next {
+		if c < 0x20 || c == 0x7f {
+			return ""
+		}
 	}
 	return next
 }
@@ -183,8 +192,11 @@ type authState struct {
 }
 
 type pendingLogin struct {
-	secret  string
-	next    string
+	secret string
+	next   string
+	// browser is the login cookie of the browser that started the login:
+	// only it may finish the login.
+	browser string
 	expires time.Time
 }
 
@@ -213,15 +225,50 @@ func (a *authState) addPending(token string, p pendingLogin, now time.Time) erro
 	return nil
 }
 
-func (a *authState) takePending(token string, now time.Time) (pendingLogin, bool) {
+var (
+	errUnknownLogin = errors.New("unknown or expired login: start again at /auth/login")
+	errOtherBrowser = errors.New("this login was started in another browser: start again at /auth/login")
+)
+
+// takePending uses up the pending login of token if browser (the login
+// cookie) started it. A login of another browser stays pending, so that
+// whoever knows a request token cannot cancel someone else's login.
+func (a *authState) takePending(token, browser string, now time.Time) (pendingLogin, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	p, ok := a.pending[token]
-	delete(a.pending, token)
 	if !ok || now.After(p.expires) {
-		return pendingLogin{}, false
+		delete(a.pending, token)
+		return pendingLogin{}, errUnknownLogin
 	}
-	return p, true
+	if browser == "" || subtle.ConstantTimeCompare([]byte(browser), []byte(p.browser)) != 1 {
+		return pendingLogin{}, errOtherBrowser
+	}
+	delete(a.pending, token)
+	return p, nil
+}
+
+// loginBrowser returns the browser's login cookie, a new one when it has
+// none (several logins in one browser share it), and (re)sets it for the
+// login's lifetime.
+func (s *Server) loginBrowser(w http.ResponseWriter, r *http.Request) (string, error) {
+	v := ""
+	if c, err := r.Cookie(loginCookie); err == nil && len(c.Value) == 32 {
+		if _, err := hex.DecodeString(c.Value); err == nil {
+			v = c.Value
+		}
+	}
+	if v == "" {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		v = hex.EncodeToString(b[:])
+	}
+	// SameSite=Lax: sent on Discogs' top-level redirect back to the callback.
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: v, Path: "/auth/", MaxAge: int(loginTimeout / time.Second),
+		HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteLaxMode})
+	return v, nil
 }
 
 // login starts the OAuth dance: a request token from Discogs, then the
@@ -252,8 +299,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ string) {
 		writeError(w, http.StatusBadGateway, "Discogs did not confirm the callback", "")
 		return
 	}
+	browser, err := s.loginBrowser(w, r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
 	now := s.cfg.Now()
-	if err := s.auth.addPending(tok, pendingLogin{secret: secret, next: safeNext(r.URL.Query().Get("next")), expires: now.Add(loginTimeout)}, now); err != nil {
+	if err := s.auth.addPending(tok, pendingLogin{secret: secret, next: safeNext(r.URL.Query().Get("next")), browser: browser, expires: now.Add(loginTimeout)}, now); err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error(), "")
 		return
 	}
@@ -277,9 +329,17 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request, _ string) {
 		writeError(w, http.StatusBadRequest, "missing oauth_verifier", "oauth_verifier")
 		return
 	}
-	p, ok := s.auth.takePending(tok, s.cfg.Now())
-	if !ok {
-		writeError(w, http.StatusBadRequest, "unknown or expired login: start again at /auth/login", "oauth_token")
+	var browser string
+	if c, err := r.Cookie(loginCookie); err == nil {
+		browser = c.Value
+	}
+	p, err := s.auth.takePending(tok, browser, s.cfg.Now())
+	if errors.Is(err, errOtherBrowser) {
+		writeError(w, http.StatusForbidden, err.Error(), "oauth_token")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error(), "oauth_token")
 		return
 	}
 	vals, err := s.oauthCall(r.Context(), http.MethodPost, "/oauth/access_token", tok, p.secret, map[string]string{"oauth_verifier": verifier})
@@ -414,3 +474,6 @@ func (s *Server) demoLogin(w http.ResponseWriter, r *http.Request, _ string) {
 	}
 	s.startSession(w, r, s.cfg.DemoUser, "demo", safeNext(r.URL.Query().Get("next")))
 }
+
+// loginCookie binds a pending Discogs login to the browser that started it.
+const loginCookie = "cratestream_login"

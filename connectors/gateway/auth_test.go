@@ -194,6 +194,7 @@ func TestDiscogsLogin(t *testing.T) {
 				t.Fatalf("redirect to %s", loc)
 			}
 			tok := loc.Query().Get("oauth_token")
+			browser := loginCookieOf(t, w)
 			// 2. The user authorizes at Discogs.
 			resp, err := http.Get(loc.String())
 			if err != nil || resp.StatusCode != 200 {
@@ -201,7 +202,7 @@ func TestDiscogsLogin(t *testing.T) {
 			}
 			resp.Body.Close()
 			// 3. Discogs sends the user back.
-			w = e.do(t, "GET", "/auth/callback?oauth_token="+tok+"&oauth_verifier=v-"+tok, "", "")
+			w = e.do(t, "GET", "/auth/callback?oauth_token="+tok+"&oauth_verifier=v-"+tok, "", "", "Cookie", browser)
 			if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/carts" {
 				t.Fatalf("callback: %d %s %s", w.Code, w.Header(), w.Body)
 			}
@@ -218,7 +219,7 @@ func TestDiscogsLogin(t *testing.T) {
 				t.Fatalf("me: %d %s", w.Code, w.Body)
 			}
 			// The request token is single-use.
-			if w := e.do(t, "GET", "/auth/callback?oauth_token="+tok+"&oauth_verifier=v-"+tok, "", ""); w.Code != 400 || decodeErr(t, w).Field != "oauth_token" {
+			if w := e.do(t, "GET", "/auth/callback?oauth_token="+tok+"&oauth_verifier=v-"+tok, "", "", "Cookie", browser); w.Code != 400 || decodeErr(t, w).Field != "oauth_token" {
 				t.Fatalf("replayed callback: %d %s", w.Code, w.Body)
 			}
 			want := []string{"POST /oauth/request_token", "POST /oauth/access_token", "GET /oauth/identity"}
@@ -237,19 +238,21 @@ func TestDiscogsLoginJSONAndErrors(t *testing.T) {
 	w := e.do(t, "GET", "/auth/login?next=//evil.example", "", "")
 	loc, _ := url.Parse(w.Header().Get("Location"))
 	tok := loc.Query().Get("oauth_token")
+	browser := loginCookieOf(t, w)
 	resp, _ := http.Get(loc.String())
 	resp.Body.Close()
 	// A wrong verifier: Discogs refuses, we say so.
-	if w := e.do(t, "GET", "/auth/callback?oauth_token="+tok+"&oauth_verifier=nope", "", ""); w.Code != http.StatusBadGateway {
+	if w := e.do(t, "GET", "/auth/callback?oauth_token="+tok+"&oauth_verifier=nope", "", "", "Cookie", browser); w.Code != http.StatusBadGateway {
 		t.Fatalf("bad verifier: %d %s", w.Code, w.Body)
 	}
 	// A fresh login answered in JSON for API clients.
 	w = e.do(t, "GET", "/auth/login?next=//evil.example", "", "")
 	loc, _ = url.Parse(w.Header().Get("Location"))
 	tok = loc.Query().Get("oauth_token")
+	browser = loginCookieOf(t, w)
 	resp, _ = http.Get(loc.String())
 	resp.Body.Close()
-	w = e.do(t, "GET", "/auth/callback?oauth_token="+tok+"&oauth_verifier=v-"+tok, "", "", "Accept", "application/json")
+	w = e.do(t, "GET", "/auth/callback?oauth_token="+tok+"&oauth_verifier=v-"+tok, "", "", "Accept", "application/json", "Cookie", browser)
 	var sess Session
 	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &sess) != nil || sess.User != "Alice" || sess.Token == "" {
 		t.Fatalf("json callback: %d %s", w.Code, w.Body)
@@ -322,4 +325,17 @@ func TestDemoLink(t *testing.T) {
 	if w.Code != http.StatusNoContent || len(w.Result().Cookies()) != 1 || w.Result().Cookies()[0].MaxAge >= 0 {
 		t.Fatalf("logout: %d %v", w.Code, w.Result().Cookies())
 	}
+}
+
+// loginCookieOf is the Cookie header value of the login binding cookie a
+// /auth/login answer set.
+func loginCookieOf(t *testing.T, w *httptest.ResponseRecorder) string {
+	t.Helper()
+	for _, c := range w.Result().Cookies() {
+		if c.Name == loginCookie {
+			return c.Name + "=" + c.Value
+		}
+	}
+	t.Fatalf("no %s cookie in %v", loginCookie, w.Header())
+	return ""
 }

@@ -74,7 +74,8 @@ type Config struct {
 	SessionSecret []byte
 	// SessionTTL is how long a session lasts. Default 7 days.
 	SessionTTL time.Duration
-	// SecureCookies marks the session cookie Secure (behind TLS).
+	// SecureCookies marks the session cookie Secure (behind TLS); an https
+	// PublicURL turns it on.
 	SecureCookies bool
 
 	Discogs DiscogsConfig
@@ -145,6 +146,9 @@ func (c *Config) defaults() {
 	}
 	c.Discogs.defaults()
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if strings.HasPrefix(strings.ToLower(c.PublicURL), "https://") {
+		c.SecureCookies = true
+	}
 }
 
 // Server is the gateway.
@@ -155,6 +159,9 @@ type Server struct {
 	auth    *authState
 	mux     *http.ServeMux
 	http    *http.Client
+	// csrf refuses state-changing requests a browser sends from another
+	// origin (a cross-site form POST carrying the session cookie).
+	csrf *http.CrossOriginProtection
 
 	pipeline pipelineState
 }
@@ -173,6 +180,11 @@ func New(cfg Config) (*Server, error) {
 		auth:    newAuthState(),
 		mux:     http.NewServeMux(),
 		http:    &http.Client{Timeout: 15 * time.Second},
+		csrf:    http.NewCrossOriginProtection(),
+	}
+	if cfg.PublicURL != "" {
+		// Behind a proxy that rewrites Host the page's origin is the public URL.
+		_ = s.csrf.AddTrustedOrigin(cfg.PublicURL)
 	}
 	s.hub.releases = cfg.Releases
 	handlers := s.handlers()
@@ -284,11 +296,16 @@ func (s *Server) handlers() map[string]handlerFunc {
 	}
 }
 
-// wrap adds body limits, authentication and rate limiting.
+// wrap adds body limits, cross-origin (CSRF) protection, authentication
+// and rate limiting.
 func (s *Server) wrap(rt Route, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		}
+		if err := s.csrf.Check(r); err != nil {
+			writeError(w, http.StatusForbidden, "cross-origin "+r.Method+" refused: "+err.Error(), "")
+			return
 		}
 		user, authErr := s.sessionUser(r)
 		if !rt.NoLimit {
