@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 )
 
 // Browsers drop tabs and newlines from URLs and read "\" as "/", and
@@ -115,5 +117,23 @@ func TestSecureCookieFromHTTPSPublicURL(t *testing.T) {
 	c := w.Result().Cookies()
 	if len(c) != 1 || !c[0].Secure {
 		t.Fatalf("cookies %+v: want Secure", c)
+	}
+}
+
+// Listing links reach the UI's hrefs: only absolute http(s) ones pass.
+func TestResultViewKeepsWebLinksOnly(t *testing.T) {
+	res := &pb.CartResult{RequestId: "cart-1", Carts: []*pb.Cart{{Items: []*pb.CartItem{
+		{ListingId: 1, Url: "javascript:alert(document.cookie)", CartUrl: " JavaScript:alert(1)"},
+		{ListingId: 2, Url: "data:text/html,<script>alert(1)</script>", CartUrl: "//evil.example/x"},
+		{ListingId: 3, Url: "https://www.discogs.com/sell/item/3", CartUrl: "http://www.discogs.com/sell/cart/?add=3"},
+	}}}}
+	items := resultView(res, nil).Carts[0].Items
+	for _, it := range items[:2] {
+		if it.URL != "" || it.CartURL != "" {
+			t.Errorf("listing %d: url %q cart_url %q, want none", it.ListingID, it.URL, it.CartURL)
+		}
+	}
+	if items[2].URL != "https://www.discogs.com/sell/item/3" || items[2].CartURL != "http://www.discogs.com/sell/cart/?add=3" {
+		t.Errorf("web links changed: %+v", items[2])
 	}
 }

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/cratestream/cratestream/internal/grade"
@@ -156,7 +158,7 @@ func resultView(r *pb.CartResult, releases ReleaseLookup) *ResultView {
 		for _, it := range c.Items {
 			iv := ItemView{ListingID: it.ListingId, ReleaseID: it.ReleaseId, ReleaseMeta: releaseMeta(releases, it.ReleaseId), Seller: it.Seller, Price: moneyView(it.Price),
 				Shipping: moneyView(it.Shipping), ListedPrice: moneyView(it.ListedPrice), Media: grade.Short(it.Media),
-				Score: it.Score, Source: it.Source, URL: it.Url, CartURL: it.CartUrl, ShipsFrom: it.ShipsFrom, SellerRating: it.SellerRating}
+				Score: it.Score, Source: it.Source, URL: webURL(it.Url), CartURL: webURL(it.CartUrl), ShipsFrom: it.ShipsFrom, SellerRating: it.SellerRating}
 			if it.Sleeve != pb.SleeveGrade_SLEEVE_GRADE_UNSPECIFIED {
 				iv.Sleeve = grade.Sleeve(it.Sleeve)
 			}
@@ -165,4 +167,14 @@ func resultView(r *pb.CartResult, releases ReleaseLookup) *ResultView {
 		v.Carts = append(v.Carts, cv)
 	}
 	return v
+}
+
+// webURL keeps absolute http(s) links only: the UI puts them in hrefs, and
+// listing links come from outside (a "javascript:" one must not reach it).
+func webURL(s string) string {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return ""
+	}
+	return u.String()
 }
