@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,6 +102,9 @@ type Config struct {
 	BacklogPerRequest int
 	// KeepAlive is the SSE comment interval. Default 15s.
 	KeepAlive time.Duration
+	// MaxStreamsPerUser bounds each user's open SSE streams (each holds a
+	// connection, a goroutine and keeps its request in the hub). Default 16.
+	MaxStreamsPerUser int
 
 	// UI, when set, serves everything outside the API (the web UI).
 	UI http.Handler
@@ -138,6 +142,9 @@ func (c *Config) defaults() {
 	if c.KeepAlive <= 0 {
 		c.KeepAlive = 15 * time.Second
 	}
+	if c.MaxStreamsPerUser <= 0 {
+		c.MaxStreamsPerUser = 16
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -164,6 +171,9 @@ type Server struct {
 	csrf *http.CrossOriginProtection
 
 	pipeline pipelineState
+
+	streamsMu sync.Mutex
+	streams   map[string]int // open SSE streams per user
 }
 
 // New returns a server. Its Hub is fed by RunBridge (or, in tests, by
@@ -181,6 +191,7 @@ func New(cfg Config) (*Server, error) {
 		mux:     http.NewServeMux(),
 		http:    &http.Client{Timeout: 15 * time.Second},
 		csrf:    http.NewCrossOriginProtection(),
+		streams: make(map[string]int),
 	}
 	if cfg.PublicURL != "" {
 		// Behind a proxy that rewrites Host the page's origin is the public URL.

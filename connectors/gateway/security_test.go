@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 )
@@ -135,5 +138,46 @@ func TestResultViewKeepsWebLinksOnly(t *testing.T) {
 	}
 	if items[2].URL != "https://www.discogs.com/sell/item/3" || items[2].CartURL != "http://www.discogs.com/sell/cart/?add=3" {
 		t.Errorf("web links changed: %+v", items[2])
+	}
+}
+
+// A user cannot hold an unbounded number of event streams open; closing
+// one frees its slot.
+func TestSSEStreamsPerUserBounded(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxStreamsPerUser = 2 })
+	srv := httptest.NewServer(e.srv)
+	t.Cleanup(srv.Close)
+	if err := e.srv.Hub().Apply(statusRecord(t, 0, 1, &pb.RequestStatus{RequestId: "cart-1", UserId: "alice", Kind: pb.RequestKind_REQUEST_KIND_CART, Stage: "queued", EventTimeMs: 1})); err != nil {
+		t.Fatal(err)
+	}
+	u := srv.URL + "/api/v1/requests/cart-1/events"
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	defer cancel1()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	openSSE(t, ctx1, u, e.alice, "").next(5 * time.Second)
+	openSSE(t, ctx2, u, e.alice, "").next(5 * time.Second)
+	get := func() int {
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", "Bearer "+e.alice)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(); code != http.StatusTooManyRequests {
+		t.Fatalf("third stream: %d, want 429", code)
+	}
+	cancel1()
+	deadline := time.Now().Add(5 * time.Second)
+	for get() != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("a closed stream's slot was not freed")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -26,6 +27,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, user string) {
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
+	if !s.openStream(user) {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many open event streams (%d): close one first", s.cfg.MaxStreamsPerUser), "")
+		return
+	}
+	defer s.closeStream(user)
 	sub, err := s.hub.Subscribe(id, last)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error(), "Last-Event-ID")
@@ -80,6 +87,25 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, user string) {
 			bw.WriteString(": keep-alive\n\n")
 		}
 		evs, done = sub.Next()
+	}
+}
+
+// openStream counts one more SSE stream of user, unless they have too many.
+func (s *Server) openStream(user string) bool {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	if s.streams[user] >= s.cfg.MaxStreamsPerUser {
+		return false
+	}
+	s.streams[user]++
+	return true
+}
+
+func (s *Server) closeStream(user string) {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	if s.streams[user]--; s.streams[user] <= 0 {
+		delete(s.streams, user)
 	}
 }
 
