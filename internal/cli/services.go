@@ -195,7 +195,8 @@ func services() []service {
 				d.mu.Lock()
 				d.models = models
 				d.mu.Unlock()
-				p, _ := recommend.New(recommend.Options{Mode: mode, Models: models, Metrics: d.srv.Registry})
+				genres := recommend.NewGenres(stream.GlobalConfig{Brokers: d.brokers, Logger: d.logger(), ReadCommitted: true})
+				p, _ := recommend.New(recommend.Options{Mode: mode, Models: models, Genres: genres, Metrics: d.srv.Registry})
 				return p, nil
 			},
 		},

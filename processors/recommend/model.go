@@ -1,8 +1,9 @@
 // Package recommend turns collectors' profiles into candidates: on each
 // profile change the user is folded into the current model (no retraining)
-// and scored through a cascade (ALS, then popularity for collectors the
-// model knows nothing about), and user-candidates.v1 gets the top N
-// recommendations plus the wantlist. The trainer (trainer.go) trains the
+// and scored through a cascade (ALS; then genre affinity, from the genres
+// and styles of all the collector's records on releases.v1, for
+// collectors none of whose records the model knows; then popularity), and
+// user-candidates.v1 gets the top N recommendations plus the wantlist. The trainer (trainer.go) trains the
 // model from user-profiles.v1 and publishes it to item-factors.v1 and
 // models.v1; serving switches to a version only once it is complete.
 package recommend
@@ -33,8 +34,13 @@ type Model struct {
 	Manifest *pb.ModelManifest
 	ALS      *recsys.ALSModel
 	// Items maps release ids to the model's item positions.
-	Items   *recsys.Index[int64]
+	Items *recsys.Index[int64]
+	// Cascade's "genre" level has no model of its own: it is built per
+	// request from the collector's genres when the processor follows
+	// releases.v1 (Options.Genres), and skipped otherwise.
 	Cascade *recsys.Cascade
+
+	pop popularity
 
 	simOnce sync.Once
 	sim     *recsys.VectorIndex
@@ -89,14 +95,31 @@ func newModel(m *pb.ModelManifest, factors map[int64][]float32) (*Model, error) 
 		Manifest: m,
 		ALS:      als,
 		Items:    idx,
+		pop:      pop,
 		Cascade: &recsys.Cascade{Levels: []recsys.CascadeLevel{
 			{Name: "als", Model: als, MinKnown: 1},
+			{Name: LevelGenre, MinKnown: 1},
 			{Name: "popularity", Model: pop},
 		}},
 	}, nil
 }
 
 const negInf = -1e38
+
+// LevelGenre names the cascade level that answers from the collector's
+// genres and styles (Options.Genres).
+const LevelGenre = "genre"
+
+// withGenre returns the cascade with its genre level served by s.
+func (m *Model) withGenre(s recsys.Scorer) *recsys.Cascade {
+	c := &recsys.Cascade{Levels: append([]recsys.CascadeLevel(nil), m.Cascade.Levels...)}
+	for i := range c.Levels {
+		if c.Levels[i].Name == LevelGenre {
+			c.Levels[i].Model = s
+		}
+	}
+	return c
+}
 
 // Similar returns up to n releases most similar to release (cosine of
 // the item factors), for a release page.

@@ -27,6 +27,9 @@ const CandidatesStore = "candidates"
 type Options struct {
 	Mode   stream.Mode
 	Models *ModelStore
+	// Genres, when set, follows releases.v1 and enables the cascade's
+	// genre level (between ALS and popularity); nil skips it.
+	Genres *Genres
 	// N is how many recommendations a user gets. Default 100.
 	N int
 	// RefreshPerSecond bounds, per task, how many users are recomputed
@@ -42,6 +45,14 @@ type Options struct {
 // best one, so that the cart builder's objective (quantity × Σ score) sees
 // positive scores whatever the model's scale.
 func Compute(m *Model, prof *pb.UserProfile, n int, nowMs int64) (*pb.Candidates, error) {
+	return ComputeWith(m, nil, prof, n, nowMs)
+}
+
+// ComputeWith is Compute with the cascade's genre level served from g
+// (nil: skipped): a collector none of whose records the model knows, but
+// some of whose records have genres or styles in g, is recommended the
+// model's items of those genres (CascadeLevel "genre").
+func ComputeWith(m *Model, g *Genres, prof *pb.UserProfile, n int, nowMs int64) (*pb.Candidates, error) {
 	c := &pb.Candidates{
 		EventId:        fmt.Sprintf("candidates:%s:%d", prof.UserId, prof.Version),
 		EventTimeMs:    nowMs,
@@ -53,7 +64,11 @@ func Compute(m *Model, prof *pb.UserProfile, n int, nowMs int64) (*pb.Candidates
 	if m != nil {
 		c.ModelVersion = m.Version
 		var history, excluded []int32
+		var liked []int64 // known to the model or not, for the genre level
 		for _, it := range prof.Items {
+			if it.Wanted || it.Collected || it.Rating >= 3 {
+				liked = append(liked, it.ReleaseId)
+			}
 			p, ok := m.Items.Lookup(it.ReleaseId)
 			if !ok {
 				continue
@@ -65,7 +80,13 @@ func Compute(m *Model, prof *pb.UserProfile, n int, nowMs int64) (*pb.Candidates
 				excluded = append(excluded, p)
 			}
 		}
-		rec, err := m.Cascade.Recommend(history, n, recsys.NewExclusion(excluded))
+		cascade := m.Cascade
+		if g != nil && len(history) == 0 { // the genre level answers only where ALS cannot
+			if s := g.scorer(m, liked); s != nil {
+				cascade = m.withGenre(s)
+			}
+		}
+		rec, err := cascade.Recommend(history, n, recsys.NewExclusion(excluded))
 		if err != nil {
 			return nil, fmt.Errorf("recommend %s: %w", prof.UserId, err)
 		}
@@ -132,6 +153,9 @@ func New(o Options) (*stream.Processor, *stream.Table[string, *pb.Candidates]) {
 	if o.Models != nil {
 		p.UseGlobal(o.Models)
 	}
+	if o.Genres != nil {
+		p.UseGlobal(o.Genres.Table)
+	}
 	profiles := topics.UserProfiles()
 	cands := topics.UserCandidates()
 	// The last profile of each user, for refreshes after a model switch
@@ -151,7 +175,7 @@ func New(o Options) (*stream.Processor, *stream.Table[string, *pb.Candidates]) {
 		if o.Models != nil {
 			m = o.Models.Current()
 		}
-		next, err := Compute(m, prof, o.N, c.Now().UnixMilli())
+		next, err := ComputeWith(m, o.Genres, prof, o.N, c.Now().UnixMilli())
 		if err != nil {
 			return err
 		}
