@@ -177,17 +177,24 @@ func TestCartsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var seen *kgo.Record
 	for n := 0; n < 8 && ctx.Err() == nil; {
 		pctx, pcancel := context.WithTimeout(ctx, time.Second)
 		cands.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
 			var c pb.Candidates
 			if proto.Unmarshal(r.Value, &c) == nil {
-				n = len(c.Candidates)
+				n, seen = len(c.Candidates), r
 			}
 		})
 		pcancel()
 	}
 	cands.Close()
+	// ... and the cart builder must have read them (another topic than
+	// the requests: no order between the two).
+	if seen == nil {
+		t.Fatal("no candidates for alice")
+	}
+	e.waitConsumed(ctx, cartbuilder.Name, seen)
 
 	request("cart-1")
 	res := e.result(ctx, "cart-1")
@@ -268,5 +275,21 @@ func TestCartsEndToEnd(t *testing.T) {
 		if n := len(e.seen[id]); n != 1 {
 			t.Errorf("%s answered %d times", id, n)
 		}
+	}
+}
+
+// waitConsumed waits until group has committed past rec.
+func (e *cartEnv) waitConsumed(ctx context.Context, group string, rec *kgo.Record) {
+	adm := kadm.NewClient(e.cl)
+	for {
+		if committed, err := adm.FetchOffsets(ctx, group); err == nil {
+			if c, ok := committed.Lookup(rec.Topic, rec.Partition); ok && c.At > rec.Offset {
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			e.t.Fatalf("%s never consumed %s/%d@%d", group, rec.Topic, rec.Partition, rec.Offset)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

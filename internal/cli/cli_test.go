@@ -98,12 +98,12 @@ func TestTopicsCreateAndCheckDrift(t *testing.T) {
 func TestDemoRunsAndResumes(t *testing.T) {
 	dir := t.TempDir()
 	for round := 0; round < 2; round++ {
-		out, errs, code := run(t, "demo", "--data-dir", dir, "--http", "127.0.0.1:0", "--duration", "4s",
+		out, errs, code := run(t, "demo", "--data-dir", dir, "--http", "127.0.0.1:0", "--web", "127.0.0.1:0", "--duration", "4s",
 			"--rate", "400", "--bad-rate", "0.01", "--progress", "1s")
 		if code != 0 {
 			t.Fatalf("demo: %d\n%s\n%s", code, out, errs)
 		}
-		for _, want := range []string{"kafka       3 in-process brokers", "progress: produced", "profile: ", "stopped after producing"} {
+		for _, want := range []string{"kafka       3 in-process brokers", "progress: produced", "profile: ", "stopped after producing", "web ui      http://127.0.0.1:"} {
 			if !strings.Contains(out, want) {
 				t.Fatalf("round %d: output lacks %q:\n%s", round, want, out)
 			}
