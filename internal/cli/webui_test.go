@@ -23,6 +23,7 @@ import (
 	"github.com/cratestream/cratestream/internal/embedded"
 	"github.com/cratestream/cratestream/internal/stream"
 	"github.com/cratestream/cratestream/internal/testutil"
+	"github.com/cratestream/cratestream/processors/cartbuilder"
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 	"github.com/cratestream/cratestream/schemas/topics"
 )
@@ -140,17 +141,22 @@ func TestWebUIEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var candRec *kgo.Record
 	for n := 0; n < 8 && ctx.Err() == nil; {
 		pctx, pcancel := context.WithTimeout(ctx, time.Second)
 		cands.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
 			var c pb.Candidates
 			if proto.Unmarshal(r.Value, &c) == nil && c.UserId == user {
-				n = len(c.Candidates)
+				n, candRec = len(c.Candidates), r
 			}
 		})
 		pcancel()
 	}
 	cands.Close()
+	if candRec == nil {
+		t.Fatalf("no candidates for %s", user)
+	}
+	e.waitConsumed(ctx, cartbuilder.Name, candRec) // the cart builder has them too
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
 		chromedp.WindowSize(1280, 1000), chromedp.UserDataDir(t.TempDir()))
