@@ -85,7 +85,7 @@ func (s *Server) sessionUser(r *http.Request) (string, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
-			return "", errors.New("Authorization: want Bearer <session token>")
+			return "", errors.New("authorization header: want Bearer <session token>")
 		}
 		return s.verifySession(strings.TrimSpace(tok))
 	}

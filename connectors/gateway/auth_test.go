@@ -115,7 +115,7 @@ func newFakeDiscogs(t *testing.T, method string) *fakeDiscogs {
 		f.access["at-"+tok] = "ats/" + tok
 		f.mu.Unlock()
 		if v == "" || p.Get("oauth_verifier") != v {
-			http.Error(w, "bad verifier", 401)
+			http.Error(w, "bad verifier", http.StatusUnauthorized)
 			return
 		}
 		fmt.Fprintf(w, "oauth_token=%s&oauth_token_secret=%s", "at-"+tok, url.QueryEscape("ats/"+tok))
@@ -138,16 +138,16 @@ func (f *fakeDiscogs) verify(w http.ResponseWriter, r *http.Request, kind string
 	f.calls = append(f.calls, r.Method+" "+r.URL.Path)
 	f.mu.Unlock()
 	if r.UserAgent() == "" || strings.HasPrefix(r.UserAgent(), "Go-http-client") {
-		http.Error(w, "Discogs wants a User-Agent", 403)
+		http.Error(w, "Discogs wants a User-Agent", http.StatusForbidden)
 		return nil, false
 	}
 	p, err := parseAuthorization(r.Header.Get("Authorization"))
 	if err != nil {
-		http.Error(w, err.Error(), 401)
+		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return nil, false
 	}
 	if p.Get("oauth_consumer_key") != f.key || p.Get("oauth_signature_method") != f.method || p.Get("oauth_nonce") == "" || p.Get("oauth_timestamp") == "" {
-		http.Error(w, "bad oauth parameters", 401)
+		http.Error(w, "bad oauth parameters", http.StatusUnauthorized)
 		return nil, false
 	}
 	tokSecret := ""
@@ -160,7 +160,7 @@ func (f *fakeDiscogs) verify(w http.ResponseWriter, r *http.Request, kind string
 	}
 	f.mu.Unlock()
 	if kind != "" && tokSecret == "" {
-		http.Error(w, "unknown token", 401)
+		http.Error(w, "unknown token", http.StatusUnauthorized)
 		return nil, false
 	}
 	sig := p.Get("oauth_signature")
@@ -170,7 +170,7 @@ func (f *fakeDiscogs) verify(w http.ResponseWriter, r *http.Request, kind string
 	want, _ := signature(f.method, r.Method, &u, p, f.secret, tokSecret)
 	if sig != want {
 		f.t.Errorf("%s %s: signature %q, want %q", r.Method, r.URL.Path, sig, want)
-		http.Error(w, "invalid signature", 401)
+		http.Error(w, "invalid signature", http.StatusUnauthorized)
 		return nil, false
 	}
 	return p, true

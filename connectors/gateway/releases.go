@@ -42,7 +42,7 @@ func releaseMeta(l ReleaseLookup, id int64) ReleaseMeta {
 	if !ok {
 		return ReleaseMeta{}
 	}
-	return ReleaseMeta{Title: ri.Title, Artists: ri.Artists, Year: ri.Year}
+	return ReleaseMeta(ri)
 }
 
 // ReleaseTopic is releases.v1 decoded to ReleaseInfo only, so that a table

@@ -157,10 +157,6 @@ const (
 // randProblem generates a small random problem. Prices, rates and scores
 // have awkward decimals; grades, countries, ratings, currencies, shipping
 // and duplicates exercise every filter.
-func randProblem(rng *rand.Rand, nListings, nSellers, nReleases int, ship shipMode) *Problem {
-	return randProblemLenient(rng, nListings, nSellers, nReleases, ship, false)
-}
-
 // randProblemLenient is randProblem with, when lenient, criteria that let
 // most listings through (larger instances for the search).
 func randProblemLenient(rng *rand.Rand, nListings, nSellers, nReleases int, ship shipMode, lenient bool) *Problem {

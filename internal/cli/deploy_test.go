@@ -417,7 +417,7 @@ func loadCompose(t *testing.T) *composetypes.Project {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := composecli.ProjectFromOptions(context.Background(), opts)
+	p, err := opts.LoadProject(context.Background())
 	if err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}

@@ -182,8 +182,7 @@ func TestTimersSurviveACrash(t *testing.T) {
 	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec)
 	build := func() *stream.Processor {
 		p := stream.NewProcessor("timers", stream.ExactlyOnce)
-		var tm *stream.Timer[int64]
-		tm = stream.NewTimer(p, "later", stream.Codec[int64](stream.Int64Codec{}), func(c *stream.Ctx, id string, v int64) error {
+		tm := stream.NewTimer(p, "later", stream.Codec[int64](stream.Int64Codec{}), func(c *stream.Ctx, id string, v int64) error {
 			return stream.Emit(c, outTopic, id, v)
 		})
 		stream.Consume(p, inTopic, func(c *stream.Ctx, k string, v int64) error {
