@@ -39,6 +39,10 @@ type RunConfig struct {
 	// ReleasesWait bounds how long the event bridge waits for the release
 	// table (titles) to load before it starts. Default 30s.
 	ReleasesWait time.Duration
+	// NoReleaseTitles: do not follow releases.v1. The table holds title,
+	// artists and year of every release: on the order of 2 GB at Discogs
+	// scale (~15M releases). Without it responses carry release ids only.
+	NoReleaseTitles bool
 	// OnListen runs once the server listens (the demo prints its link).
 	OnListen func(addr string, s *Server)
 }
@@ -53,6 +57,7 @@ type RunConfig struct {
 //	CRATESTREAM_CLICKHOUSE       ClickHouse native host:port of the dashboard
 //	DISCOGS_CONSUMER_KEY, DISCOGS_CONSUMER_SECRET   the Discogs app (OAuth login)
 //	DISCOGS_WEB_URL              where users authorize (default https://www.discogs.com)
+//	CRATESTREAM_GATEWAY_TITLES   "off": no release titles (no copy of releases.v1 in memory)
 func ConfigFromEnv(getenv func(string) string) (RunConfig, error) {
 	rc := RunConfig{Listen: getenv("CRATESTREAM_GATEWAY_LISTEN")}
 	if rc.Listen == "" {
@@ -69,6 +74,13 @@ func ConfigFromEnv(getenv func(string) string) (RunConfig, error) {
 	g.SecureCookies = strings.HasPrefix(g.PublicURL, "https://")
 	g.DemoUser = getenv("CRATESTREAM_DEMO_USER")
 	rc.ClickHouse = getenv("CRATESTREAM_CLICKHOUSE")
+	switch t := getenv("CRATESTREAM_GATEWAY_TITLES"); t {
+	case "", "on":
+	case "off":
+		rc.NoReleaseTitles = true
+	default:
+		return rc, fmt.Errorf("CRATESTREAM_GATEWAY_TITLES: want on or off, not %q", t)
+	}
 	g.Discogs.ConsumerKey = getenv("DISCOGS_CONSUMER_KEY")
 	g.Discogs.ConsumerSecret = getenv("DISCOGS_CONSUMER_SECRET")
 	g.Discogs.WebURL = getenv("DISCOGS_WEB_URL")
@@ -106,7 +118,7 @@ func Run(ctx context.Context, rc RunConfig) error {
 	// releasesCaught is closed once the release table has read what
 	// releases.v1 held at start (or at once without a table of ours).
 	releasesCaught := make(chan struct{})
-	if len(rc.Brokers) > 0 && cfg.Releases == nil {
+	if len(rc.Brokers) > 0 && cfg.Releases == nil && !rc.NoReleaseTitles {
 		tbl := stream.NewGlobalTable(ReleaseTopic(), stream.GlobalConfig{Brokers: rc.Brokers, Logger: log, ReadCommitted: true})
 		cfg.Releases = tbl
 		go func() { errc <- wrapErr("release table", tbl.Run(ctx)) }()

@@ -28,6 +28,18 @@ func TestConfigFromEnv(t *testing.T) {
 		len(rc.LookupAddrs) != 2 || g.Discogs.ConsumerKey != "ck" || g.Discogs.ConsumerSecret != "cs" || len(g.SessionSecret) != 32 {
 		t.Fatalf("config %+v", rc)
 	}
+	if rc.NoReleaseTitles {
+		t.Fatal("release titles are on by default")
+	}
+	env["CRATESTREAM_GATEWAY_TITLES"] = "off"
+	if rc, err := ConfigFromEnv(func(k string) string { return env[k] }); err != nil || !rc.NoReleaseTitles {
+		t.Fatalf("titles off: %v %v", rc.NoReleaseTitles, err)
+	}
+	env["CRATESTREAM_GATEWAY_TITLES"] = "maybe"
+	if _, err := ConfigFromEnv(func(k string) string { return env[k] }); err == nil {
+		t.Fatal("CRATESTREAM_GATEWAY_TITLES=maybe accepted")
+	}
+	env["CRATESTREAM_GATEWAY_TITLES"] = ""
 	env["CRATESTREAM_SESSION_SECRET"] = "short"
 	if _, err := ConfigFromEnv(func(k string) string { return env[k] }); err == nil {
 		t.Fatal("short secret accepted")
