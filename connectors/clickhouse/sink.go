@@ -498,23 +498,7 @@ func (s *Sink) add(rec *kgo.Record, now time.Time) {
 const maxDeadLetterBytes = 900 << 10
 
 func (s *Sink) deadLetter(rec *kgo.Record, err error) *kgo.Record {
-	dl := &pb.DeadLetter{
-		EventId:      fmt.Sprintf("%s/%s/%d/%d", Processor, rec.Topic, rec.Partition, rec.Offset),
-		EventTimeMs:  time.Now().UnixMilli(),
-		Topic:        rec.Topic,
-		Partition:    rec.Partition,
-		Offset:       rec.Offset,
-		Key:          rec.Key,
-		Value:        rec.Value,
-		Reason:       err.Error(),
-		Processor:    Processor,
-		ReasonClass:  reasonClass(err),
-		RecordTimeMs: rec.Timestamp.UnixMilli(),
-	}
-	if len(rec.Key)+len(rec.Value) > maxDeadLetterBytes {
-		dl.Value = nil
-		dl.Reason += " (original value not kept: too large)"
-	}
+	dl := stream.NewDeadLetter(rec, Processor, reasonClass(err), err, time.Now(), maxDeadLetterBytes)
 	b, _ := topics.DeadLetters().Value.Append(nil, dl) // a DeadLetter always encodes
 	return &kgo.Record{Topic: topics.DeadLetters().Name, Key: rec.Key, Value: b}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cratestream/cratestream/internal/stream"
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 	"github.com/cratestream/cratestream/schemas/topics"
 )
@@ -86,11 +87,7 @@ func (im *Importer) Run(ctx context.Context, wc WorkerConfig) error {
 }
 
 func (im *Importer) deadLetter(ctx context.Context, r *kgo.Record, reason error) {
-	dl := &pb.DeadLetter{
-		EventId: fmt.Sprintf("importer/%s/%d/%d", r.Topic, r.Partition, r.Offset), EventTimeMs: im.cfg.Now().UnixMilli(),
-		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
-		Reason: reason.Error(), Processor: "importer", ReasonClass: "decode", RecordTimeMs: r.Timestamp.UnixMilli(),
-	}
+	dl := stream.NewDeadLetter(r, "importer", "decode", reason, im.cfg.Now(), 900<<10)
 	b, _ := proto.Marshal(dl)
 	im.cfg.Producer.Produce(ctx, &kgo.Record{Topic: topics.DeadLetters().Name, Key: r.Key, Value: b}, nil)
 	im.cfg.Logger.Warn("dead letter", "topic", r.Topic, "offset", r.Offset, "reason", reason)

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cratestream/cratestream/internal/stream"
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 	"github.com/cratestream/cratestream/schemas/topics"
 )
@@ -94,11 +95,7 @@ func (s *Scraper) Run(ctx context.Context, wc WorkerConfig) error {
 }
 
 func (s *Scraper) deadLetter(ctx context.Context, r *kgo.Record, reason error) {
-	dl := &pb.DeadLetter{
-		EventId: fmt.Sprintf("scraper/%s/%d/%d", r.Topic, r.Partition, r.Offset), EventTimeMs: s.cfg.Now().UnixMilli(),
-		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
-		Reason: reason.Error(), Processor: "scraper", ReasonClass: "decode", RecordTimeMs: r.Timestamp.UnixMilli(),
-	}
+	dl := stream.NewDeadLetter(r, "scraper", "decode", reason, s.cfg.Now(), 900<<10)
 	b, _ := proto.Marshal(dl)
 	s.cfg.Producer.Produce(ctx, &kgo.Record{Topic: topics.DeadLetters().Name, Key: r.Key, Value: b}, nil)
 	s.cfg.Logger.Warn("dead letter", "topic", r.Topic, "offset", r.Offset, "reason", reason)
