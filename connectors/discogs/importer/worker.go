@@ -2,13 +2,13 @@ package importer
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cratestream/cratestream/internal/batchconsumer"
 	"github.com/cratestream/cratestream/internal/stream"
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 	"github.com/cratestream/cratestream/schemas/topics"
@@ -31,59 +31,33 @@ func (im *Importer) Run(ctx context.Context, wc WorkerConfig) error {
 	if wc.Parallel <= 0 {
 		wc.Parallel = 4
 	}
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(wc.Brokers...),
-		kgo.ConsumerGroup("importer"),
-		kgo.ConsumeTopics(topics.SyncRequests().Name),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.FetchMaxWait(500 * time.Millisecond),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	}, wc.ClientOpts...)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return err
+	return batchconsumer.Run(ctx, batchconsumer.Config{Brokers: wc.Brokers, ClientOpts: wc.ClientOpts, Group: "importer",
+		Topic: topics.SyncRequests().Name, MaxBatch: 100, Logger: im.cfg.Logger},
+		func(ctx context.Context, recs []*kgo.Record) { im.syncBatch(ctx, recs, wc.Parallel) })
+}
+
+func (im *Importer) syncBatch(ctx context.Context, recs []*kgo.Record, parallel int) {
+	var reqs []*pb.SyncRequest
+	for _, r := range recs {
+		var req pb.SyncRequest
+		if err := proto.Unmarshal(r.Value, &req); err != nil || (req.UserId == "" && req.Username == "") {
+			im.deadLetter(ctx, r, fmt.Errorf("undecodable or empty sync request: %v", err))
+			continue
+		}
+		reqs = append(reqs, &req)
 	}
-	defer cl.CloseAllowingRebalance()
-	for {
-		fs := cl.PollRecords(ctx, 100)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if fs.IsClientClosed() {
-			return errors.New("importer: client closed")
-		}
-		fs.EachError(func(t string, p int32, err error) {
-			im.cfg.Logger.Warn("importer fetch", "topic", t, "partition", p, "err", err)
-		})
-		var reqs []*pb.SyncRequest
-		fs.EachRecord(func(r *kgo.Record) {
-			var req pb.SyncRequest
-			if err := proto.Unmarshal(r.Value, &req); err != nil || (req.UserId == "" && req.Username == "") {
-				im.deadLetter(ctx, r, fmt.Errorf("undecodable or empty sync request: %v", err))
-				return
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for _, req := range reqs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, err := im.Sync(ctx, req); err != nil {
+				im.cfg.Logger.Warn("sync failed", "request", req.RequestId, "user", req.UserId, "err", err)
 			}
-			reqs = append(reqs, &req)
 		})
-		sem := make(chan struct{}, wc.Parallel)
-		done := make(chan struct{}, len(reqs))
-		for _, req := range reqs {
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; done <- struct{}{} }()
-				if _, err := im.Sync(ctx, req); err != nil {
-					im.cfg.Logger.Warn("sync failed", "request", req.RequestId, "user", req.UserId, "err", err)
-				}
-			}()
-		}
-		for range reqs {
-			<-done
-		}
-		if err := cl.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil {
-			im.cfg.Logger.Warn("importer commit", "err", err)
-		}
-		cl.AllowRebalance()
 	}
+	wg.Wait()
 }
 
 func (im *Importer) deadLetter(ctx context.Context, r *kgo.Record, reason error) {

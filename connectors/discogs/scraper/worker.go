@@ -2,15 +2,14 @@ package scraper
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cratestream/cratestream/internal/batchconsumer"
 	"github.com/cratestream/cratestream/internal/stream"
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 	"github.com/cratestream/cratestream/schemas/topics"
@@ -30,68 +29,37 @@ type WorkerConfig struct {
 // committed once every scrape-done is written: a crash re-scrapes, which is
 // harmless (listings are keyed; freshness only moves forward).
 func (s *Scraper) Run(ctx context.Context, wc WorkerConfig) error {
-	if wc.MaxBatch <= 0 {
-		wc.MaxBatch = 200
-	}
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(wc.Brokers...),
-		kgo.ConsumerGroup("scraper"),
-		kgo.ConsumeTopics(topics.ScrapeRequests().Name),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.FetchMaxWait(500 * time.Millisecond),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		// The cart builder asks inside its transactions: a request it
-		// aborted (and will ask again) must not be scraped.
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	}, wc.ClientOpts...)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return err
-	}
-	defer cl.CloseAllowingRebalance()
-	for {
-		fs := cl.PollRecords(ctx, wc.MaxBatch)
-		if ctx.Err() != nil {
-			return nil
+	// The cart builder asks inside its transactions: the batch consumer
+	// reads committed requests only, so a request it aborted (and will
+	// ask again) is not scraped.
+	return batchconsumer.Run(ctx, batchconsumer.Config{Brokers: wc.Brokers, ClientOpts: wc.ClientOpts, Group: "scraper",
+		Topic: topics.ScrapeRequests().Name, MaxBatch: wc.MaxBatch, Logger: s.cfg.Logger}, s.scrapeBatch)
+}
+
+func (s *Scraper) scrapeBatch(ctx context.Context, recs []*kgo.Record) {
+	byRelease := make(map[int64][]string)
+	for _, r := range recs {
+		var req pb.ScrapeRequest
+		if err := proto.Unmarshal(r.Value, &req); err != nil || req.ReleaseId <= 0 {
+			s.deadLetter(ctx, r, fmt.Errorf("undecodable scrape request or bad release id: %v", err))
+			continue
 		}
-		if fs.IsClientClosed() {
-			return errors.New("scraper: client closed")
-		}
-		fs.EachError(func(t string, p int32, err error) {
-			s.cfg.Logger.Warn("scraper fetch", "topic", t, "partition", p, "err", err)
-		})
-		byRelease := make(map[int64][]string)
-		fs.EachRecord(func(r *kgo.Record) {
-			var req pb.ScrapeRequest
-			if err := proto.Unmarshal(r.Value, &req); err != nil || req.ReleaseId <= 0 {
-				s.deadLetter(ctx, r, fmt.Errorf("undecodable scrape request or bad release id: %v", err))
-				return
+		byRelease[req.ReleaseId] = append(byRelease[req.ReleaseId], req.RequestId)
+	}
+	releases := make([]int64, 0, len(byRelease))
+	for r := range byRelease {
+		releases = append(releases, r)
+	}
+	sort.Slice(releases, func(i, j int) bool { return releases[i] < releases[j] })
+	var wg sync.WaitGroup
+	for _, rel := range releases {
+		wg.Go(func() {
+			if _, err := s.Scrape(ctx, rel, byRelease[rel]); err != nil && ctx.Err() == nil {
+				s.cfg.Logger.Warn("scrape", "release", rel, "err", err)
 			}
-			byRelease[req.ReleaseId] = append(byRelease[req.ReleaseId], req.RequestId)
 		})
-		releases := make([]int64, 0, len(byRelease))
-		for r := range byRelease {
-			releases = append(releases, r)
-		}
-		sort.Slice(releases, func(i, j int) bool { return releases[i] < releases[j] })
-		var wg sync.WaitGroup
-		for _, rel := range releases {
-			wg.Go(func() {
-				if _, err := s.Scrape(ctx, rel, byRelease[rel]); err != nil && ctx.Err() == nil {
-					s.cfg.Logger.Warn("scrape", "release", rel, "err", err)
-				}
-			})
-		}
-		wg.Wait()
-		if ctx.Err() != nil {
-			return nil // uncommitted: the next owner scrapes again
-		}
-		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
-			s.cfg.Logger.Warn("scraper commit", "err", err)
-		}
-		cl.AllowRebalance()
 	}
+	wg.Wait()
 }
 
 func (s *Scraper) deadLetter(ctx context.Context, r *kgo.Record, reason error) {
