@@ -124,6 +124,12 @@ func (d *deps) runners() []*stream.Runner {
 	return append([]*stream.Runner(nil), d.running...)
 }
 
+// globalConfig is how services follow whole topics: transactional
+// producers write them, so only committed records count.
+func (d *deps) globalConfig() stream.GlobalConfig {
+	return stream.GlobalConfig{Brokers: d.brokers, Logger: d.logger(), ReadCommitted: true}
+}
+
 func (d *deps) logger() *slog.Logger { return d.env.Logger }
 
 // redis connects once.
@@ -183,7 +189,7 @@ func services() []service {
 		{
 			name: market.Name, summary: "listings.v1 (+ fx-rates.v1, scrape-done.v1) -> per-release store -> release-stats.v1", mode: stream.ExactlyOnce,
 			build: func(d *deps, mode stream.Mode) (*stream.Processor, error) {
-				fx := market.NewFX(stream.GlobalConfig{Brokers: d.brokers, Logger: d.logger(), ReadCommitted: true})
+				fx := market.NewFX(d.globalConfig())
 				p, _ := market.New(market.Options{Mode: mode, FX: fx})
 				return p, nil
 			},
@@ -195,7 +201,7 @@ func services() []service {
 				d.mu.Lock()
 				d.models = models
 				d.mu.Unlock()
-				genres := recommend.NewGenres(stream.GlobalConfig{Brokers: d.brokers, Logger: d.logger(), ReadCommitted: true})
+				genres := recommend.NewGenres(d.globalConfig())
 				p, _ := recommend.New(recommend.Options{Mode: mode, Models: models, Genres: genres, Metrics: d.srv.Registry})
 				return p, nil
 			},
@@ -214,7 +220,7 @@ func services() []service {
 				if err != nil {
 					return nil, err
 				}
-				gc := stream.GlobalConfig{Brokers: d.brokers, Logger: d.logger(), ReadCommitted: true}
+				gc := d.globalConfig()
 				tables := cartbuilder.NewTables(
 					stream.NewGlobalTable(topics.Listings(), gc),
 					stream.NewGlobalTable(topics.Sellers(), gc),
