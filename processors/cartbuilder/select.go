@@ -8,6 +8,8 @@
 package cartbuilder
 
 import (
+	"cmp"
+	"container/heap"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -97,6 +99,9 @@ func Select(c *pb.Candidates, ratio float64, requestID string) []*pb.CartCandida
 // sampleWanted returns up to k distinct wanted releases: those of smallest
 // rank(seed, id), in rank order.
 func sampleWanted(cands []*pb.Candidate, k int, requestID string) []int64 {
+	if k <= 0 {
+		return nil
+	}
 	h := fnv.New64a()
 	h.Write([]byte(requestID))
 	seed := h.Sum64()
@@ -107,74 +112,54 @@ func sampleWanted(cands []*pb.Candidate, k int, requestID string) []int64 {
 		x = (x ^ (x >> 27)) * 0x94d049bb133111eb
 		return x ^ (x >> 31)
 	}
-	type item struct {
-		rank uint64
-		id   int64
-	}
-	less := func(a, b item) bool { return a.rank < b.rank || (a.rank == b.rank && a.id < b.id) }
-	// heap is a max-heap of the k smallest so far; in holds its ids (a
-	// duplicate has the same rank, so it is either in the heap or ranks
-	// above its maximum and is rejected).
-	heap := make([]item, 0, k)
+	// top holds the k smallest so far, largest on top; in holds its ids (a
+	// duplicate has the same rank, so it is either in top or ranks above
+	// its maximum and is rejected).
+	top := &rankHeap{}
 	in := make(map[int64]bool, k)
-	down := func(i int) {
-		for {
-			l, m := 2*i+1, i
-			if l < len(heap) && less(heap[m], heap[l]) {
-				m = l
-			}
-			if r := l + 1; r < len(heap) && less(heap[m], heap[r]) {
-				m = r
-			}
-			if m == i {
-				return
-			}
-			heap[i], heap[m] = heap[m], heap[i]
-			i = m
-		}
-	}
 	for _, cd := range cands {
 		if cd.Source != pb.CandidateSource_CANDIDATE_SOURCE_WANTLIST {
 			continue
 		}
-		it := item{rank(cd.ReleaseId), cd.ReleaseId}
-		if len(heap) == k && !less(it, heap[0]) {
+		it := ranked{rank(cd.ReleaseId), cd.ReleaseId}
+		if top.Len() == k && !it.less(top.a[0]) || in[it.id] {
 			continue
 		}
-		if in[it.id] {
-			continue
-		}
-		if len(heap) < k {
-			heap = append(heap, it)
-			for i := len(heap) - 1; i > 0; {
-				p := (i - 1) / 2
-				if !less(heap[p], heap[i]) {
-					break
-				}
-				heap[p], heap[i] = heap[i], heap[p]
-				i = p
-			}
+		if top.Len() < k {
+			heap.Push(top, it)
 		} else {
-			delete(in, heap[0].id)
-			heap[0] = it
-			down(0)
+			delete(in, top.a[0].id)
+			top.a[0] = it
+			heap.Fix(top, 0)
 		}
 		in[it.id] = true
 	}
-	slices.SortFunc(heap, func(a, b item) int {
-		if less(a, b) {
-			return -1
-		}
-		if less(b, a) {
-			return 1
-		}
-		return 0
-	})
-	out := make([]int64, len(heap))
-	for i, it := range heap {
+	slices.SortFunc(top.a, func(a, b ranked) int { return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.id, b.id)) })
+	out := make([]int64, len(top.a))
+	for i, it := range top.a {
 		out[i] = it.id
 	}
 	return out
+}
+
+type ranked struct {
+	rank uint64
+	id   int64
+}
+
+func (a ranked) less(b ranked) bool { return a.rank < b.rank || (a.rank == b.rank && a.id < b.id) }
+
+// rankHeap is a max-heap (container/heap) of ranked items.
+type rankHeap struct{ a []ranked }
+
+func (h *rankHeap) Len() int           { return len(h.a) }
+func (h *rankHeap) Less(i, j int) bool { return h.a[j].less(h.a[i]) }
+func (h *rankHeap) Swap(i, j int)      { h.a[i], h.a[j] = h.a[j], h.a[i] }
+func (h *rankHeap) Push(x any)         { h.a = append(h.a, x.(ranked)) }
+func (h *rankHeap) Pop() any {
+	x := h.a[len(h.a)-1]
+	h.a = h.a[:len(h.a)-1]
+	return x
 }
 
 // validate checks a request's criteria; the error names the field.
