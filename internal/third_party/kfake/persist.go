@@ -1066,27 +1066,23 @@ func (c *Cluster) loadFromDisk() (bool, error) {
 	// then topics (needed by partitions), then partitions (may
 	// detect crash-aborted PIDs).
 	var (
-		crashAbortedMu   sync.Mutex
-		crashAbortedPIDs = make(map[int64]struct{})
+		crashAbortedMu sync.Mutex
+		crashOpen      []crashOpenTxn
 	)
 	if err := errors.Join(
 		c.loadBrokerConfigs(fsys, dir),
 		c.loadTopics(fsys, dir),
-		c.loadPartitions(fsys, dir, &crashAbortedMu, crashAbortedPIDs),
+		c.loadPartitions(fsys, dir, &crashAbortedMu, &crashOpen),
 	); err != nil {
 		return false, err
 	}
 
-	// Load PIDs, then bump epoch for PIDs that had in-flight
-	// transactions at crash time.
+	// Load PIDs, then abort the transactions that were in flight at
+	// crash time, bumping their producers' epochs.
 	if err := c.loadPIDsLog(fsys, dir); err != nil {
 		return false, err
 	}
-	for pid := range crashAbortedPIDs {
-		if pidinf, ok := c.pids.ids[pid]; ok {
-			pidinf.epoch++
-		}
-	}
+	c.abortCrashOpenTxns(crashOpen)
 
 	if err := errors.Join(
 		c.loadGroupsLog(fsys, dir),
@@ -1156,13 +1152,13 @@ func (c *Cluster) loadTopics(fsys fs, dir string) error {
 	return nil
 }
 
-func (c *Cluster) loadPartitions(fsys fs, dir string, crashAbortedMu *sync.Mutex, crashAbortedPIDs map[int64]struct{}) error {
+func (c *Cluster) loadPartitions(fsys fs, dir string, crashAbortedMu *sync.Mutex, crashOpen *[]crashOpenTxn) error {
 	return c.forEachPartition(func(topic string, part int32, pd *partData) error {
-		return c.loadPartition(fsys, dir, topic, part, pd, crashAbortedMu, crashAbortedPIDs)
+		return c.loadPartition(fsys, dir, topic, part, pd, crashAbortedMu, crashOpen)
 	})
 }
 
-func (c *Cluster) loadPartition(fsys fs, dir, topic string, part int32, pd *partData, crashAbortedMu *sync.Mutex, crashAbortedPIDs map[int64]struct{}) error {
+func (c *Cluster) loadPartition(fsys fs, dir, topic string, part int32, pd *partData, crashAbortedMu *sync.Mutex, crashOpen *[]crashOpenTxn) error {
 	pdir := partDir(dir, topic, part)
 
 	// Try snapshot first
@@ -1203,7 +1199,7 @@ func (c *Cluster) loadPartition(fsys fs, dir, topic string, part int32, pd *part
 	}
 
 	// Full replay - scan all segments
-	return c.loadPartitionFullReplay(pd, segFiles, fsys, pdir, crashAbortedMu, crashAbortedPIDs)
+	return c.loadPartitionFullReplay(pd, segFiles, fsys, pdir, crashAbortedMu, crashOpen)
 }
 
 func snapshotMatchesSegments(snap persistPartSnapshot, segFiles []int64, fsys fs, pdir string) bool {
@@ -1294,7 +1290,7 @@ func (c *Cluster) loadPartitionFromSnapshot(pd *partData, snap persistPartSnapsh
 	return nil
 }
 
-func (c *Cluster) loadPartitionFullReplay(pd *partData, segFiles []int64, fsys fs, pdir string, crashAbortedMu *sync.Mutex, crashAbortedPIDs map[int64]struct{}) error {
+func (c *Cluster) loadPartitionFullReplay(pd *partData, segFiles []int64, fsys fs, pdir string, crashAbortedMu *sync.Mutex, crashOpen *[]crashOpenTxn) error {
 	// Load segments, getting full batches for crash recovery txn state.
 	var batches []*partBatch
 	for _, base := range segFiles {
@@ -1370,35 +1366,40 @@ func (c *Cluster) loadPartitionFullReplay(pd *partData, segFiles []int64, fsys f
 		delete(activeTxns, b.ProducerID)
 	}
 
-	// Implicitly abort in-flight transactions. Any producer still in
-	// activeTxns had a transaction open when the crash happened. We
-	// treat these as aborted so the LSO is not stuck forever.
+	// Any producer still in activeTxns had a transaction open when the
+	// crash happened. It stays uncommitted here (holding the LSO) until
+	// abortCrashOpenTxns writes its ABORT marker, once the PIDs are
+	// loaded.
 	if len(activeTxns) > 0 {
 		crashAbortedMu.Lock()
 		for pid, firstOff := range activeTxns {
 			last := firstOff
+			var epoch int16
 			for _, b := range batches {
 				if b.ProducerID == pid && b.inTx {
 					end := b.FirstOffset + int64(b.LastOffsetDelta)
-					if end > last {
+					if end >= last {
 						last = end
+						epoch = b.ProducerEpoch
 					}
 				}
 			}
-			pd.abortedTxns = append(pd.abortedTxns, abortedTxnEntry{
-				producerID:  pid,
-				firstOffset: firstOff,
-				lastOffset:  last,
+			if pd.uncommittedPIDs == nil {
+				pd.uncommittedPIDs = make(map[int64]int64)
+			}
+			pd.uncommittedPIDs[pid] = firstOff
+			*crashOpen = append(*crashOpen, crashOpenTxn{
+				pd:         pd,
+				producerID: pid,
+				epoch:      epoch,
+				lastOffset: last,
 			})
-			crashAbortedPIDs[pid] = struct{}{}
 		}
 		crashAbortedMu.Unlock()
 	}
 
 	// abortedTxns must be sorted by lastOffset for binary search in
-	// isBatchAborted and trimLeft. Implicit aborts (appended above) can
-	// have earlier lastOffset values than control-batch-derived entries,
-	// so we re-sort.
+	// isBatchAborted and trimLeft.
 	slices.SortFunc(pd.abortedTxns, func(a, b abortedTxnEntry) int {
 		return cmp.Compare(a.lastOffset, b.lastOffset)
 	})
@@ -1425,6 +1426,81 @@ func (c *Cluster) loadPartitionFullReplay(pd *partData, segFiles []int64, fsys f
 	c.initActiveSegment(pd, fsys, pdir)
 
 	return nil
+}
+
+// crashOpenTxn is a transaction that was open on a partition when the
+// process died: its data batches are in the log, its marker is not.
+type crashOpenTxn struct {
+	pd         *partData
+	producerID int64
+	epoch      int16 // producer epoch of the transaction's last batch
+	lastOffset int64 // last data offset of the transaction
+}
+
+// abortCrashOpenTxns aborts the transactions a crash left open by
+// appending an ABORT marker to each partition they wrote to, as Kafka's
+// coordinator does for a transaction it recovers as ongoing, and fences
+// their producers with an epoch bump.
+//
+// Recording the abort only in pd.abortedTxns is not enough. A
+// read_committed client (kgo, the Java consumer) drops a producer's
+// transactional batches from an aborted transaction's first offset until
+// it reads that producer's ABORT marker; with no marker it also drops the
+// producer's later, committed transactions that come back in the same
+// fetch response.
+func (c *Cluster) abortCrashOpenTxns(open []crashOpenTxn) {
+	// Markers take offsets: write them in a fixed order.
+	slices.SortFunc(open, func(a, b crashOpenTxn) int {
+		return cmp.Or(
+			cmp.Compare(a.pd.t, b.pd.t),
+			cmp.Compare(a.pd.p, b.pd.p),
+			cmp.Compare(a.producerID, b.producerID),
+		)
+	})
+	fenced := make(map[int64]*pidinfo)
+	for _, o := range open {
+		pd := o.pd
+		epoch := o.epoch
+		if pidinf, ok := c.pids.ids[o.producerID]; ok {
+			if _, done := fenced[pidinf.id]; !done {
+				pidinf.epoch++
+				pidinf.inTx = false
+				// An EndTxn retry of the lost transaction must not
+				// pass for a completed commit.
+				pidinf.lastWasCommit = false
+				fenced[pidinf.id] = pidinf
+			}
+			epoch = pidinf.epoch
+		}
+
+		firstOff := pd.uncommittedPIDs[o.producerID]
+		delete(pd.uncommittedPIDs, o.producerID)
+		b, nbytes := txnMarkerBatch(o.producerID, epoch, false, 0)
+		markerOff := c.pushBatch(pd, nbytes, b, false)
+		if markerOff < 0 {
+			// Still hide the transaction's data; only a reader
+			// that fetches past it in one response misfilters.
+			c.cfg.logger.Logf(LogLevelError, "partition %s-%d: cannot write abort marker for crashed transaction of pid %d; its later records may be hidden from read_committed",
+				pd.t, pd.p, o.producerID)
+			markerOff = o.lastOffset
+		}
+		pd.abortedTxns = append(pd.abortedTxns, abortedTxnEntry{
+			producerID:  o.producerID,
+			firstOffset: firstOff,
+			lastOffset:  markerOff,
+		})
+		// A marker lands past every entry; a fallback may not.
+		slices.SortStableFunc(pd.abortedTxns, func(a, b abortedTxnEntry) int {
+			return cmp.Compare(a.lastOffset, b.lastOffset)
+		})
+		pd.recalculateLSO()
+	}
+	// Persist the fencing so a second crash does not hand the old
+	// epoch back.
+	for _, pidinf := range fenced {
+		commit := false
+		c.persistPIDEntry(pidLogEntry{Type: "endtx", PID: pidinf.id, Epoch: pidinf.epoch, Commit: &commit})
+	}
 }
 
 // initActiveSegment sets the last segment's size so that persistBatchToSegment
@@ -2666,6 +2742,17 @@ func (c *Cluster) loadSessionState() error {
 					pd.uncommittedPIDs[pidinf.id] = firstOff
 				}
 				pd.recalculateLSO()
+				// This file is removed on return, and the snapshot
+				// cannot tell that the transaction is open: if we
+				// crash before the partition is written again, it
+				// would still match the segments and a reload would
+				// lose the transaction (its data would later pass for
+				// committed). Without it, a reload replays the
+				// segments and aborts the transaction.
+				snapPath := filepath.Join(partDir(c.cfg.dataDir, topic, part), "snapshot.json")
+				if err := c.fs.Remove(snapPath); err != nil && !os.IsNotExist(err) {
+					c.cfg.logger.Logf(LogLevelWarn, "loadSessionState: remove %s: %v", snapPath, err)
+				}
 			}
 		}
 		// Restore staged TxnOffsetCommit state so a post-restart EndTxn
