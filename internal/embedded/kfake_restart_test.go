@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -70,29 +69,11 @@ func startBrokerProc(ctx context.Context, t *testing.T, dir string, port int) *b
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	b := &brokerProc{cmd: cmd, stdin: stdin, out: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = b.out
+	cmd.Stdout, cmd.Stderr = b.out, b.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start helper broker: %v", err)
 	}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(b.out, line)
-			if addr, ok := strings.CutPrefix(line, readyPrefix); ok {
-				select {
-				case ready <- addr:
-				default:
-				}
-			}
-		}
-	}()
 	go func() {
 		b.werr = cmd.Wait()
 		close(b.done)
@@ -101,15 +82,21 @@ func startBrokerProc(ctx context.Context, t *testing.T, dir string, port int) *b
 
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	select {
-	case b.addr = <-ready:
-		return b
-	case <-b.done:
-		t.Fatalf("helper broker exited before ready: %v; output:\n%s", b.werr, tail(b.out.String(), 2000))
-	case <-ctx.Done():
-		t.Fatalf("helper broker not ready: %v; output:\n%s", ctx.Err(), tail(b.out.String(), 2000))
+	for {
+		if _, rest, ok := strings.Cut(b.out.String(), readyPrefix); ok {
+			if addr, _, ok := strings.Cut(rest, "\n"); ok {
+				b.addr = addr
+				return b
+			}
+		}
+		select {
+		case <-b.done:
+			t.Fatalf("helper broker exited before ready: %v; output:\n%s", b.werr, tail(b.out.String(), 2000))
+		case <-ctx.Done():
+			t.Fatalf("helper broker not ready: %v; output:\n%s", ctx.Err(), tail(b.out.String(), 2000))
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // kill SIGKILLs the broker (no shutdown path runs, as in a crash) and waits
@@ -311,19 +298,38 @@ func checkCommitted(t *testing.T, seen map[string]int, committed, aborted, unkno
 }
 
 // TestKfakeSIGKILLRestart kills the broker while a transaction is open (or
-// being committed), restarts it from the same data directory and ports,
-// commits more from the same transactional id, and requires a read_committed
-// reader to see every committed record. kfake used to abort the open
-// transaction on load without writing an ABORT marker, so the reader kept
-// filtering the producer's later committed records.
+// being committed), restarts it from the same data directory and port,
+// commits more from the same transactional id, and requires a
+// read_committed reader to see every committed record and no aborted one.
+// kfake used to abort the open transaction on load without writing an
+// ABORT marker, so the reader also dropped the producer's later committed
+// records (the vendored copy in internal/third_party/kfake fixes it).
 func TestKfakeSIGKILLRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts broker processes")
-	}
-	for _, mode := range []string{"open", "ending", "same-client"} {
-		t.Run(mode, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
-			defer cancel()
+	// One deadline for every case keeps the whole test bounded even when
+	// each case hangs.
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		// end commits B concurrently with the kill, which comes after
+		// killAfter; the kill may land before, while or after the broker
+		// handles the EndTxn.
+		end       bool
+		killAfter time.Duration
+		// sameClient: after the restart the producer that opened B
+		// tries to commit it.
+		sameClient bool
+		// cleanFirst: stop the broker cleanly (B open) and restart it
+		// once before the kill.
+		cleanFirst bool
+	}{
+		{name: "open"},
+		{name: "ending", end: true},
+		{name: "ended", end: true, killAfter: 10 * time.Millisecond},
+		{name: "same-client", sameClient: true},
+		{name: "clean-restart-then-kill", cleanFirst: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			port, err := freePort()
 			if err != nil {
@@ -349,25 +355,31 @@ func TestKfakeSIGKILLRestart(t *testing.T) {
 			}
 
 			var endB chan error
-			if mode == "ending" {
-				// The kill races the commit: it may land before, during
-				// or after the broker handles EndTxn. kgo retries the
-				// EndTxn until the restarted broker answers.
+			if tc.end {
+				// kgo retries the EndTxn until the restarted broker
+				// answers or the deadline passes.
 				endB = make(chan error, 1)
-				go func() {
-					ectx, ecancel := context.WithTimeout(ctx, 15*time.Second)
-					defer ecancel()
-					endB <- p1.EndTransaction(ectx, kgo.TryCommit)
-				}()
+				go func() { endB <- p1.EndTransaction(ctx, kgo.TryCommit) }()
+				time.Sleep(tc.killAfter)
+			}
+			if tc.cleanFirst {
+				_ = b.stdin.Close() // the helper's polite Close
+				select {
+				case <-b.done:
+				case <-ctx.Done():
+					t.Fatal("helper broker did not stop on stdin EOF")
+				}
+				if b.werr != nil {
+					t.Fatalf("clean stop: %v; output:\n%s", b.werr, tail(b.out.String(), 2000))
+				}
+				b = startBrokerProc(ctx, t, dir, port)
 			}
 			b.kill(t)
 			b = startBrokerProc(ctx, t, dir, port)
 
 			committed, aborted, unknown := []string{"A", "C"}, []string(nil), []string(nil)
-			switch mode {
-			case "open":
-				aborted = append(aborted, "B")
-			case "ending":
+			switch {
+			case tc.end:
 				select {
 				case err := <-endB:
 					if err == nil {
@@ -379,18 +391,17 @@ func TestKfakeSIGKILLRestart(t *testing.T) {
 				case <-ctx.Done():
 					t.Fatal("EndTransaction did not return")
 				}
-			case "same-client":
-				// The broker lost the transaction; committing it now must
-				// not report success.
-				ectx, ecancel := context.WithTimeout(ctx, 8*time.Second)
-				err := p1.EndTransaction(ectx, kgo.TryCommit)
-				ecancel()
-				if err == nil {
+			case tc.sameClient:
+				// The broker lost the transaction: committing it now
+				// must not report success unless B is then visible.
+				if err := p1.EndTransaction(ctx, kgo.TryCommit); err == nil {
 					committed = append(committed, "B")
 				} else {
 					t.Logf("commit of B after restart: %v", err)
 					aborted = append(aborted, "B")
 				}
+			default:
+				aborted = append(aborted, "B")
 			}
 			closeWithin(t, p1, 5*time.Second)
 
@@ -400,9 +411,7 @@ func TestKfakeSIGKILLRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-			defer rcancel()
-			seen, err := readCommitted(rctx, b.addr)
+			seen, err := readCommitted(ctx, b.addr)
 			if err != nil {
 				t.Fatal(err)
 			}
