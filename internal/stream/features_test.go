@@ -194,8 +194,7 @@ func TestTimersSurviveACrash(t *testing.T) {
 	a := start(t, build(), cfg)
 	recs, _ := inputs(20, 20, 1)
 	c.produce(t, recs...)
-	waitFor(t, "scheduled", 20*time.Second, func() bool { return a.r.Stats().Processed >= 20 })
-	time.Sleep(200 * time.Millisecond) // committed
+	waitFor(t, "scheduled and committed", 20*time.Second, func() bool { return a.r.Stats().Processed >= 20 && a.r.Idle() })
 	a.r.Kill()
 	a.stop(t)
 
@@ -222,9 +221,8 @@ func TestBroadcastReachesEveryTask(t *testing.T) {
 	a := start(t, build(), c.config("a"))
 	b := start(t, build(), c.config("b"))
 	waitFor(t, "both own tasks", 20*time.Second, func() bool {
-		return a.r.Stats().Tasks == 3 && b.r.Stats().Tasks == 3 && a.r.Ready() && b.r.Ready()
+		return a.r.Stats().Tasks == 3 && b.r.Stats().Tasks == 3 && a.r.Ready() && b.r.Ready() && a.r.Idle() && b.r.Idle()
 	})
-	time.Sleep(500 * time.Millisecond) // starting positions committed
 	const n = 10
 	for i := 0; i < n; i++ {
 		c.produce(t, &kgo.Record{Topic: "ctl", Key: []byte("c" + strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
@@ -350,7 +348,7 @@ func TestLookupsAcrossInstances(t *testing.T) {
 	recs, want := inputs(2000, 25, 0)
 	c.produce(t, recs...)
 	c.readAll(t, "out", 2000, 30*time.Second)
-	time.Sleep(200 * time.Millisecond) // committed to the base stores
+	waitFor(t, "committed to the base stores", 20*time.Second, func() bool { return insts[0].rn.r.Idle() && insts[1].rn.r.Idle() })
 	ctx := context.Background()
 	remote := 0
 	for k, n := range want {
@@ -380,8 +378,7 @@ func TestBroadcastWhileDown(t *testing.T) {
 	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec, ctl.TopicSpec)
 	build := func() *stream.Processor { return bcastProcessor(ctl) }
 	a := start(t, build(), c.config("a"))
-	waitFor(t, "tasks", 20*time.Second, func() bool { return a.r.Stats().Tasks == 6 && a.r.Ready() })
-	time.Sleep(500 * time.Millisecond) // starting positions committed
+	waitFor(t, "tasks and their starting positions", 20*time.Second, func() bool { return a.r.Stats().Tasks == 6 && a.r.Ready() && a.r.Idle() })
 	a.stop(t)
 	const n = 8
 	for i := 0; i < n; i++ {
@@ -433,14 +430,55 @@ func TestKeysIncludeOpenWrites(t *testing.T) {
 }
 
 // bcastProcessor emits, for every broadcast record of ctl, the record's
-// value keyed by the task that saw it.
-func bcastProcessor(ctl stream.Topic[string, int64]) *stream.Processor {
+// value keyed by the task that saw it; tasks in reject dead-letter it.
+func bcastProcessor(ctl stream.Topic[string, int64], reject ...int32) *stream.Processor {
 	p := stream.NewProcessor("bcast", stream.ExactlyOnce)
 	stream.Consume(p, inTopic, func(*stream.Ctx, string, int64) error { return nil })
 	stream.Broadcast(p, ctl, func(c *stream.Ctx, k string, v int64) error {
+		if slices.Contains(reject, c.Partition()) {
+			return stream.Invalidf("task %d rejects %s", c.Partition(), k)
+		}
 		return stream.Emit(c, outTopic, strconv.Itoa(int(c.Partition())), v)
 	})
 	return p
+}
+
+// One task dead-letters every broadcast record. The tasks before it must
+// keep their positions: the dead letter's rollback used to take back the
+// position the previous task had just stored, so a restart delivered every
+// record to it again.
+func TestBroadcastDeadLetterKeepsOtherPositions(t *testing.T) {
+	ctl := stream.NewTopic(topicSpec("ctl", 2, stream.CleanupDelete), stream.Codec[string](stream.StringCodec{}), stream.Codec[int64](seqCodec{}))
+	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec, ctl.TopicSpec)
+	build := func() *stream.Processor { return bcastProcessor(ctl, 1) }
+	a := start(t, build(), c.config("a"))
+	waitFor(t, "tasks and their starting positions", 20*time.Second, func() bool { return a.r.Stats().Tasks == 6 && a.r.Ready() && a.r.Idle() })
+	const n = 5
+	for i := 0; i < n; i++ {
+		c.produce(t, &kgo.Record{Topic: "ctl", Key: []byte("c" + strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
+	}
+	c.readAll(t, "out", 5*n, 30*time.Second)
+	waitFor(t, "committed", 20*time.Second, a.r.Idle)
+	a.stop(t)
+	cfg := c.config("a")
+	b := start(t, build(), cfg)
+	waitFor(t, "restarted", 20*time.Second, func() bool { return b.r.Ready() && b.r.Idle() })
+	c.produce(t, &kgo.Record{Topic: "ctl", Key: []byte("c" + strconv.Itoa(n)), Value: []byte(strconv.Itoa(n))})
+	out := c.readAll(t, "out", 5*(n+1), 30*time.Second)
+	got := map[string]int{}
+	for _, r := range out {
+		got[string(r.Key)+"/"+string(r.Value)]++
+	}
+	for _, p := range []int{0, 2, 3, 4, 5} {
+		for i := 0; i <= n; i++ {
+			if k := fmt.Sprintf("%d/%d", p, i); got[k] != 1 {
+				t.Errorf("task %d saw broadcast %d %d times", p, i, got[k])
+			}
+		}
+	}
+	if len(out) != 5*(n+1) {
+		t.Errorf("%d outputs, want %d", len(out), 5*(n+1))
+	}
 }
 
 // checkEveryTaskOnce: each of tasks saw broadcasts 0..n-1 exactly once.

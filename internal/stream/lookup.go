@@ -143,7 +143,7 @@ func (r *Runner) ownerOf(ctx context.Context, p int32, refresh bool) (string, er
 			}
 			addr := m.ClientID[strings.LastIndexByte(m.ClientID, '@')+1:]
 			for _, t := range assigned.Topics {
-				if !r.groupTopic[t.Topic] {
+				if !r.stateful[t.Topic] {
 					continue
 				}
 				for _, part := range t.Partitions {

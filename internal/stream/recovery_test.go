@@ -213,3 +213,32 @@ func TestFailpointSpec(t *testing.T) {
 		}
 	}
 }
+
+// Every record panics (a bug): the processor must not drain its input into
+// the dead-letter topic. Past the dead-letter limit it halts, reports why
+// as not ready, and processes nothing more.
+func TestPanicStormHalts(t *testing.T) {
+	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec)
+	p := stream.NewProcessor("storm", stream.ExactlyOnce)
+	stream.Consume(p, inTopic, func(*stream.Ctx, string, int64) error { panic("bug") })
+	cfg := c.config("a")
+	cfg.DeadLetterWindow, cfg.MaxDeadLetterRatio = 40, 0.5
+	a := start(t, p, cfg)
+	recs, _ := inputs(2000, 10, 0)
+	c.produce(t, recs...)
+	waitFor(t, "the halt", 20*time.Second, func() bool {
+		err := a.r.Readiness()
+		return err != nil && strings.Contains(err.Error(), "halted")
+	})
+	t.Log(a.r.Readiness())
+	processed := a.r.Stats().Processed
+	more, _ := inputs(100, 10, 2000)
+	c.produce(t, more...)
+	dl := c.readAll(t, "dlq.v1", 20, 2*time.Second)
+	if len(dl) > 20 {
+		t.Errorf("%d dead letters committed, want at most the limit (20 of 40)", len(dl))
+	}
+	if n := a.r.Stats().Processed; n != processed {
+		t.Errorf("processed %d more records after halting", n-processed)
+	}
+}
