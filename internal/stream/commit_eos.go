@@ -47,10 +47,10 @@ func (c *exactlyOnce) begin() error {
 	return nil
 }
 
-func (c *exactlyOnce) track() func()     { return func() {} }
+func (c *exactlyOnce) track() func()       { return func() {} }
 func (c *exactlyOnce) processed(tp, int64) {}
-func (c *exactlyOnce) uncommitted() bool { return c.r.dirty }
-func (c *exactlyOnce) reset()            { c.doomed = false }
+func (c *exactlyOnce) uncommitted() bool   { return c.r.dirty }
+func (c *exactlyOnce) reset()              { c.doomed = false }
 
 func (c *exactlyOnce) wait() time.Duration {
 	if c.r.dirty {

@@ -116,4 +116,3 @@ func checkCoPartitioned(proc string, counts map[string]int32) error {
 	}
 	return nil
 }
-

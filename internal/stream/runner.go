@@ -55,10 +55,10 @@ type Runner struct {
 	killed    atomic.Bool
 	loopAlive atomic.Int64 // unix nanos of the last loop iteration
 
-	restoredN    atomic.Int64
-	lastRestore  atomic.Int64
-	lastRestored atomic.Int64
-	sessionFails atomic.Int64
+	restoredN     atomic.Int64
+	lastRestore   atomic.Int64
+	lastRestored  atomic.Int64
+	sessionFails  atomic.Int64
 	storesRebuilt atomic.Int64
 
 	lookupOnce sync.Once
