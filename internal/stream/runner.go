@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cratestream/cratestream/internal/kafkasec"
 )
 
 // Runner runs one instance of a processor: a session (Kafka clients and the
@@ -216,7 +218,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		var ce *configError
 		var pe *panicError
 		switch {
-		case errors.As(err, &ce):
+		case errors.As(err, &ce) || kafkasec.IsConfigError(err):
+			// Credentials or certificates a restart cannot mend.
 			r.fatal.Store(&err)
 			return err
 		case errors.As(err, &pe):
