@@ -32,6 +32,9 @@ type RunConfig struct {
 	// LookupAddrs are ops addresses of recommend instances to try besides
 	// the ones found through the consumer group.
 	LookupAddrs []string
+	// LookupSecret is the secret the processor instances share for store
+	// lookups (stream.Config.LookupSecret).
+	LookupSecret string
 	// ClickHouse is the native host:port the dashboard queries (unless
 	// Gateway.Dashboard is set); empty leaves the dashboard's ClickHouse
 	// endpoints answering 503.
@@ -54,6 +57,7 @@ type RunConfig struct {
 //	CRATESTREAM_SESSION_SECRET   session signing key, at least 32 bytes (default: random per start)
 //	CRATESTREAM_DEMO_USER        enables one-time demo login links for this user
 //	CRATESTREAM_LOOKUP_ADDRS     extra recommend ops addresses, comma-separated
+//	CRATESTREAM_LOOKUP_SECRET    the processors' shared store lookup secret
 //	CRATESTREAM_CLICKHOUSE       ClickHouse native host:port of the dashboard
 //	DISCOGS_CONSUMER_KEY, DISCOGS_CONSUMER_SECRET   the Discogs app (OAuth login)
 //	DISCOGS_WEB_URL              where users authorize (default https://www.discogs.com)
@@ -74,6 +78,7 @@ func ConfigFromEnv(getenv func(string) string) (RunConfig, error) {
 	g.SecureCookies = strings.HasPrefix(g.PublicURL, "https://")
 	g.DemoUser = getenv("CRATESTREAM_DEMO_USER")
 	rc.ClickHouse = getenv("CRATESTREAM_CLICKHOUSE")
+	rc.LookupSecret = getenv("CRATESTREAM_LOOKUP_SECRET")
 	switch t := getenv("CRATESTREAM_GATEWAY_TITLES"); t {
 	case "", "on":
 	case "off":
@@ -142,7 +147,7 @@ func Run(ctx context.Context, rc RunConfig) error {
 		}
 		defer cl.Close()
 		if cfg.Stores == nil {
-			cfg.Stores = NewStoreClient(kadm.NewClient(cl), rc.LookupAddrs...)
+			cfg.Stores = NewStoreClient(kadm.NewClient(cl), rc.LookupSecret, rc.LookupAddrs...)
 		}
 		if cfg.Similar == nil {
 			models := recommend.NewModelStore(rc.Brokers, log)
@@ -150,7 +155,7 @@ func Run(ctx context.Context, rc RunConfig) error {
 			go func() { errc <- wrapErr("model store", models.Run(ctx)) }()
 		}
 	} else if cfg.Stores == nil && len(rc.LookupAddrs) > 0 {
-		cfg.Stores = NewStoreClient(nil, rc.LookupAddrs...)
+		cfg.Stores = NewStoreClient(nil, rc.LookupSecret, rc.LookupAddrs...)
 	}
 	if rc.ClickHouse != "" && cfg.Dashboard == nil {
 		conn, err := chsink.Open(ctx, chsink.ConnOptions{Addr: []string{rc.ClickHouse}, MaxOpenConns: 4})

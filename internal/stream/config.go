@@ -70,6 +70,10 @@ type Config struct {
 	// ratio of 1 or more disables the limit.
 	MaxDeadLetterRatio float64
 	DeadLetterWindow   int
+	// LookupSecret is the secret shared by every instance and the gateway
+	// for store lookups between them (ServeHTTP, FetchStore). Empty
+	// refuses every remote lookup.
+	LookupSecret string
 	// Failpoints makes the process kill itself (SIGKILL) at the n-th hit
 	// of a named point: "eos-before-end:3,alo-before-commit:1". For the
 	// chaos suite only; empty (the default) disables them. See

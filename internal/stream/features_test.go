@@ -335,6 +335,7 @@ func TestLookupsAcrossInstances(t *testing.T) {
 		t.Cleanup(srv.Close)
 		cfg := c.config(name)
 		cfg.AdvertiseAddr = strings.TrimPrefix(srv.URL, "http://")
+		cfg.LookupSecret = "shared between instances"
 		p, tbl := counter(stream.ExactlyOnce)
 		rn := start(t, p, cfg)
 		hmu.Lock()
@@ -367,6 +368,37 @@ func TestLookupsAcrossInstances(t *testing.T) {
 	}
 	if _, ok, err := stream.Lookup(ctx, insts[0].rn.r, insts[0].tbl, "absent"); ok || err != nil {
 		t.Errorf("absent key: %v, %v", ok, err)
+	}
+	// Whoever reaches an ops port without the secret reads nothing.
+	for _, secret := range []string{"", "guess"} {
+		addr := insts[1].rn.r.AdvertisedAddr()
+		_, found, served, err := stream.FetchStore(ctx, http.DefaultClient, addr, secret, "counter", "counts", []byte("k1"))
+		if found || served || err == nil || !strings.Contains(err.Error(), "401") && !strings.Contains(err.Error(), "lookup secret") {
+			t.Errorf("lookup with secret %q: found=%v served=%v err=%v, want a 401", secret, found, served, err)
+		}
+	}
+}
+
+// An instance without a lookup secret serves no remote lookup at all.
+func TestLookupsWithoutSecretRefused(t *testing.T) {
+	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec)
+	p, _ := counter(stream.ExactlyOnce)
+	a := start(t, p, c.config("a"))
+	srv := httptest.NewServer(a.r)
+	t.Cleanup(srv.Close)
+	for _, secret := range []string{"", "anything"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+stream.StorePath+"counter/counts/azE", nil)
+		if secret != "" {
+			req.Header.Set(stream.LookupHeader, "Bearer "+secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("secret %q: status %d, want 401", secret, resp.StatusCode)
+		}
 	}
 }
 
