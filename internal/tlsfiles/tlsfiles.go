@@ -18,7 +18,9 @@ type Client struct {
 }
 
 // Enabled reports whether any field is set.
-func (c Client) Enabled() bool { return c.CA != "" || c.Cert != "" || c.Key != "" || c.ServerName != "" }
+func (c Client) Enabled() bool {
+	return c.CA != "" || c.Cert != "" || c.Key != "" || c.ServerName != ""
+}
 
 // Config loads the files. Errors name the file at fault.
 func (c Client) Config() (*tls.Config, error) {
