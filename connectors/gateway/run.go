@@ -26,7 +26,9 @@ type RunConfig struct {
 	// Listen is the HTTP listen address. Default ":8080".
 	Listen  string
 	Brokers []string
-	Gateway Config
+	// KafkaOpts are added to every Kafka client of the gateway (SASL, TLS).
+	KafkaOpts []kgo.Opt
+	Gateway   Config
 	// Lookback is how far back the event bridge reads on start.
 	Lookback time.Duration
 	// LookupAddrs are ops addresses of recommend instances to try besides
@@ -35,10 +37,10 @@ type RunConfig struct {
 	// LookupSecret is the secret the processor instances share for store
 	// lookups (stream.Config.LookupSecret).
 	LookupSecret string
-	// ClickHouse is the native host:port the dashboard queries (unless
-	// Gateway.Dashboard is set); empty leaves the dashboard's ClickHouse
-	// endpoints answering 503.
-	ClickHouse string
+	// ClickHouse is the connection of the dashboard's queries (unless
+	// Gateway.Dashboard is set); no address leaves the dashboard's
+	// ClickHouse endpoints answering 503.
+	ClickHouse chsink.ConnOptions
 	// ReleasesWait bounds how long the event bridge waits for the release
 	// table (titles) to load before it starts. Default 30s.
 	ReleasesWait time.Duration
@@ -77,7 +79,9 @@ func ConfigFromEnv(getenv func(string) string) (RunConfig, error) {
 	}
 	g.SecureCookies = strings.HasPrefix(g.PublicURL, "https://")
 	g.DemoUser = getenv("CRATESTREAM_DEMO_USER")
-	rc.ClickHouse = getenv("CRATESTREAM_CLICKHOUSE")
+	if a := getenv("CRATESTREAM_CLICKHOUSE"); a != "" {
+		rc.ClickHouse.Addr = []string{a}
+	}
 	rc.LookupSecret = getenv("CRATESTREAM_LOOKUP_SECRET")
 	switch t := getenv("CRATESTREAM_GATEWAY_TITLES"); t {
 	case "", "on":
@@ -124,7 +128,7 @@ func Run(ctx context.Context, rc RunConfig) error {
 	// releases.v1 held at start (or at once without a table of ours).
 	releasesCaught := make(chan struct{})
 	if len(rc.Brokers) > 0 && cfg.Releases == nil && !rc.NoReleaseTitles {
-		tbl := stream.NewGlobalTable(ReleaseTopic(), stream.GlobalConfig{Brokers: rc.Brokers, Logger: log, ReadCommitted: true})
+		tbl := stream.NewGlobalTable(ReleaseTopic(), stream.GlobalConfig{Brokers: rc.Brokers, ClientOpts: rc.KafkaOpts, Logger: log, ReadCommitted: true})
 		cfg.Releases = tbl
 		go func() { errc <- wrapErr("release table", tbl.Run(ctx)) }()
 		go func() {
@@ -141,7 +145,7 @@ func Run(ctx context.Context, rc RunConfig) error {
 		close(releasesCaught)
 	}
 	if len(rc.Brokers) > 0 {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(rc.Brokers...))
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(rc.Brokers...)}, rc.KafkaOpts...)...)
 		if err != nil {
 			return err
 		}
@@ -150,15 +154,17 @@ func Run(ctx context.Context, rc RunConfig) error {
 			cfg.Stores = NewStoreClient(kadm.NewClient(cl), rc.LookupSecret, rc.LookupAddrs...)
 		}
 		if cfg.Similar == nil {
-			models := recommend.NewModelStore(rc.Brokers, log)
+			models := recommend.NewModelStore(rc.Brokers, log, rc.KafkaOpts...)
 			cfg.Similar = ModelSimilar(models)
 			go func() { errc <- wrapErr("model store", models.Run(ctx)) }()
 		}
 	} else if cfg.Stores == nil && len(rc.LookupAddrs) > 0 {
 		cfg.Stores = NewStoreClient(nil, rc.LookupSecret, rc.LookupAddrs...)
 	}
-	if rc.ClickHouse != "" && cfg.Dashboard == nil {
-		conn, err := chsink.Open(ctx, chsink.ConnOptions{Addr: []string{rc.ClickHouse}, MaxOpenConns: 4})
+	if len(rc.ClickHouse.Addr) > 0 && cfg.Dashboard == nil {
+		co := rc.ClickHouse
+		co.MaxOpenConns = 4
+		conn, err := chsink.Open(ctx, co)
 		if err != nil {
 			return fmt.Errorf("gateway dashboard: %w", err)
 		}
@@ -175,7 +181,7 @@ func Run(ctx context.Context, rc RunConfig) error {
 			// titles load first (the bridge re-reads recent results on a
 			// restart).
 			<-releasesCaught
-			errc <- wrapErr("event bridge", s.hub.Run(ctx, BridgeConfig{Brokers: rc.Brokers, Lookback: rc.Lookback, Logger: log}))
+			errc <- wrapErr("event bridge", s.hub.Run(ctx, BridgeConfig{Brokers: rc.Brokers, Opts: rc.KafkaOpts, Lookback: rc.Lookback, Logger: log}))
 		}()
 	}
 	ln, err := net.Listen("tcp", rc.Listen)
