@@ -34,6 +34,10 @@
 //     the failing partition pauses with exponential backoff (timers and
 //     broadcasts hold as a whole), and the records are handled again.
 //
+// A timer whose payload does not decode, or whose callback returns Invalid,
+// is dropped and dead-lettered like a record (its topic "timer:<name>", its
+// key the timer's id, its value the payload).
+//
 // A panic in a handler is bad input of class "panic": the record is
 // dead-lettered with the panic's value and the stack is logged. When more
 // than MaxDeadLetterRatio of a window of DeadLetterWindow records were

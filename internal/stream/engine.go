@@ -326,7 +326,12 @@ func (e *engine) fireTimer(t *task, due timerEntry) *transientError {
 		if !IsInvalid(err) {
 			return fail(err)
 		}
-		e.log.Error("timer callback rejected its payload; dropping the timer", "timer", name, "id", id, "err", err)
+		// The timer goes with its payload to the dead-letter topic, as
+		// bad input does: its topic names the timer, its key the id.
+		rec := &kgo.Record{Topic: "timer:" + name, Partition: t.partition, Offset: -1, Key: []byte(id), Value: raw[8:], Timestamp: time.UnixMilli(due.at)}
+		if err := e.deadLetter(rec, err); err != nil {
+			return fail(err)
+		}
 	}
 	// Remove it unless the callback moved it, in the same unit as the
 	// callback's effects: a later unit's rollback must not bring it back.

@@ -242,3 +242,45 @@ func TestGlobalTable(t *testing.T) {
 		t.Errorf("%d dead letters, want r2's", n)
 	}
 }
+
+// oddCodec encodes any int64 and decodes only even ones: a payload written
+// by an older version that the current one cannot read.
+type oddCodec struct{}
+
+func (oddCodec) Append(dst []byte, v int64) ([]byte, error) { return strconv.AppendInt(dst, v, 10), nil }
+func (oddCodec) Decode(b []byte) (int64, error) {
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err == nil && v%2 != 0 {
+		return 0, fmt.Errorf("odd payload %d", v)
+	}
+	return v, err
+}
+
+// A timer whose payload does not decode is dead-lettered (its topic names
+// the timer, its key the id), not silently dropped; the other timers fire.
+func TestUndecodableTimerIsDeadLettered(t *testing.T) {
+	p := stream.NewProcessor("timers", stream.ExactlyOnce)
+	tm := stream.NewTimer(p, "later", stream.Codec[int64](oddCodec{}), func(c *stream.Ctx, id string, v int64) error {
+		return stream.Emit(c, out, id, v)
+	})
+	stream.Consume(p, in, func(c *stream.Ctx, k string, v int64) error {
+		return tm.Schedule(c, k, c.Now().Add(time.Second), v)
+	})
+	tt := streamtest.New(t, p)
+	streamtest.Send(tt, in, "even", 2)
+	streamtest.Send(tt, in, "odd", 3)
+	tt.Advance(2 * time.Second)
+	if o := streamtest.Read(tt, out); len(o) != 1 || o[0].Key != "even" {
+		t.Fatalf("outputs %+v, want the even timer's", o)
+	}
+	dls := tt.DeadLetters()
+	if len(dls) != 1 || dls[0].Topic != "timer:later" || string(dls[0].Key) != "odd" || string(dls[0].Value) != "3" ||
+		dls[0].ReasonClass != "decode" || !strings.Contains(dls[0].Reason, "odd payload") {
+		t.Fatalf("dead letters %+v", dls)
+	}
+	tt.Restart()
+	tt.Advance(time.Hour)
+	if o := streamtest.Read(tt, out); len(o) != 0 {
+		t.Fatalf("after a restart: %+v, want nothing (the bad timer is gone)", o)
+	}
+}
