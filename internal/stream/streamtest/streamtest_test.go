@@ -247,7 +247,9 @@ func TestGlobalTable(t *testing.T) {
 // by an older version that the current one cannot read.
 type oddCodec struct{}
 
-func (oddCodec) Append(dst []byte, v int64) ([]byte, error) { return strconv.AppendInt(dst, v, 10), nil }
+func (oddCodec) Append(dst []byte, v int64) ([]byte, error) {
+	return strconv.AppendInt(dst, v, 10), nil
+}
 func (oddCodec) Decode(b []byte) (int64, error) {
 	v, err := strconv.ParseInt(string(b), 10, 64)
 	if err == nil && v%2 != 0 {
