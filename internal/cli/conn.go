@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"flag"
-	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -45,7 +45,11 @@ type kafkaConn struct {
 // accept them: wrong credentials or an untrusted certificate end the
 // command with a message naming the broker and the mechanism, instead of
 // every client retrying them forever.
-func (k *kafkaFlags) connect(ctx context.Context) (*kafkaConn, error) {
+//
+// Brokers that do not answer at all are no configuration error: a
+// processor started during an outage waits for the cluster like any
+// client does, so connect only logs it (log may be nil).
+func (k *kafkaFlags) connect(ctx context.Context, log *slog.Logger) (*kafkaConn, error) {
 	bs, err := splitBrokers(k.brokers)
 	if err != nil {
 		return nil, err
@@ -60,7 +64,9 @@ func (k *kafkaFlags) connect(ctx context.Context) (*kafkaConn, error) {
 		if kafkasec.IsConfigError(err) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("no Kafka broker of %v answered: %w", bs, err)
+		if log != nil {
+			log.Warn("no Kafka broker answered yet; the clients keep trying", "brokers", bs, "err", err)
+		}
 	}
 	return &kafkaConn{brokers: bs, opts: opts, sec: k.sec}, nil
 }

@@ -75,7 +75,7 @@ func importUser(ctx context.Context, env *Env, c command, args []string) error {
 		return usagef("want: import user [flags] USERNAME")
 	}
 	user := strings.ToLower(fs.Arg(0)) // Discogs usernames ignore case
-	kc, err := kf.connect(ctx)
+	kc, err := kf.connect(ctx, env.Logger)
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func importDump(ctx context.Context, env *Env, c command, kind string, args []st
 	}
 	var prod *kgo.Client
 	if !*dry {
-		kc, err := kf.connect(ctx)
+		kc, err := kf.connect(ctx, env.Logger)
 		if err != nil {
 			return err
 		}
@@ -161,7 +161,7 @@ func importFX(ctx context.Context, env *Env, c command, args []string) error {
 		return err
 	}
 	if !*dry {
-		kc, err := kf.connect(ctx)
+		kc, err := kf.connect(ctx, env.Logger)
 		if err != nil {
 			return err
 		}

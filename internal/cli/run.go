@@ -47,7 +47,7 @@ and key lookups under /v1/stores/<processor>/<store>/<base64url key>.`,
 				return err
 			}
 		}
-		kc, err := set.kafka.connect(ctx)
+		kc, err := set.kafka.connect(ctx, env.Logger)
 		if err != nil {
 			return err
 		}

@@ -45,7 +45,7 @@ func topicsCommand() command {
 			}
 			return tw.Flush()
 		}
-		kc, err := kf.connect(ctx)
+		kc, err := kf.connect(ctx, env.Logger)
 		if err != nil {
 			return err
 		}

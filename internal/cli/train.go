@@ -33,7 +33,7 @@ scheduled training run the "trainer" service (cratestream run trainer).`,
 		if err := parse(fs, args); err != nil {
 			return err
 		}
-		kc, err := kf.connect(ctx)
+		kc, err := kf.connect(ctx, env.Logger)
 		if err != nil {
 			return err
 		}
