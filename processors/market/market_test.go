@@ -179,12 +179,8 @@ func TestProcessorOnKafka(t *testing.T) {
 		return len(a.GetListings()) == 2 && a.GetLastScrapedMs() == 12345 && len(b.GetListings()) == 1
 	})
 	last := map[int64]string{}
-	for _, rec := range c.ReadCommitted(stats.Name) {
-		st, err := stats.Value.Decode(rec.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		last[st.ReleaseId] = summary(st)
+	for _, m := range proctest.Read(c, stats) {
+		last[m.Key] = summary(m.Value)
 	}
 	want := map[int64]string{
 		100: "100: 2 listings, min 1000 EUR, median 1000 EUR, scraped 12345",

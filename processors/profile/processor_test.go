@@ -164,12 +164,8 @@ func TestProcessorOnKafka(t *testing.T) {
 	proctest.WaitFor(t, "3 interactions handled and committed", func() bool { return r.Stats().Processed == 3 && r.Idle() })
 
 	last := map[string]*pb.UserProfile{}
-	for _, rec := range c.ReadCommitted(profiles.Name) {
-		var p pb.UserProfile
-		if err := proto.Unmarshal(rec.Value, &p); err != nil {
-			t.Fatal(err)
-		}
-		last[string(rec.Key)] = &p
+	for _, m := range proctest.Read(c, profiles) {
+		last[m.Key] = m.Value
 	}
 	for user, version := range map[string]int64{"alice": 2, "bob": 1} {
 		served, _, err := stream.Lookup(context.Background(), r, store, user)

@@ -143,10 +143,35 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// ReadCommitted returns the committed records of topic, from its start to
+// Message is a record of a topic, decoded.
+type Message[K, V any] struct {
+	Key   K
+	Value V // the zero V for a tombstone
+}
+
+// Read returns the committed records of topic, decoded, from its start to
 // its last stable offset when called: everything committed by then, and
 // nothing of a transaction still open.
-func (c *Cluster) ReadCommitted(topic string) []*kgo.Record {
+func Read[K, V any](c *Cluster, topic stream.Topic[K, V]) []Message[K, V] {
+	c.t.Helper()
+	var out []Message[K, V]
+	for _, r := range c.readCommitted(topic.Name) {
+		k, err := topic.Key.Decode(r.Key)
+		if err != nil {
+			c.t.Fatalf("%s: key at %d: %v", topic.Name, r.Offset, err)
+		}
+		m := Message[K, V]{Key: k}
+		if r.Value != nil {
+			if m.Value, err = topic.Value.Decode(r.Value); err != nil {
+				c.t.Fatalf("%s: value at %d: %v", topic.Name, r.Offset, err)
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (c *Cluster) readCommitted(topic string) []*kgo.Record {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
