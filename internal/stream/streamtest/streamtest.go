@@ -287,7 +287,10 @@ func (tt *Tester) DeadLetters() []*pb.DeadLetter {
 	return out
 }
 
-// Get returns the committed value of key in table.
+// Get returns the committed value of key in table, looked up in the task
+// of key's partition: the task of a table keyed like the input it is
+// written from. A table keyed otherwise (by request id in the user's task)
+// is not found there; test it through what the processor does with it.
 func Get[K comparable, V any](tt *Tester, table *stream.Table[K, V], key K) (V, bool) {
 	tt.t.Helper()
 	v, ok, err := stream.DriverGet(tt.d, table, key)
