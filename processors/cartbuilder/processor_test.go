@@ -242,14 +242,15 @@ func (e *cartEnv) statuses(id string) []string {
 	return out
 }
 
-// message is the message of request id's last status.
-func (e *cartEnv) message(id string) string {
-	e.t.Helper()
-	st, _, err := e.rds.Status(context.Background(), id)
-	if err != nil {
-		e.t.Fatal(err)
+// messages are the messages of request id's statuses, in order.
+func (e *cartEnv) messages(id string) []string {
+	var out []string
+	for _, o := range streamtest.All(e.tt, topics.RequestStatus()) {
+		if o.Key == id {
+			out = append(out, o.Value.Message)
+		}
 	}
-	return st.GetMessage()
+	return out
 }
 
 // scrapeRequests returns the releases asked for per request id, sorted,
@@ -414,8 +415,12 @@ func TestRequests(t *testing.T) {
 			if tc.err != "" && len(res.Carts) != 0 {
 				t.Errorf("%d carts with error %q", len(res.Carts), res.Error)
 			}
-			if msg := e.message("r"); !strings.Contains(msg, tc.message) {
-				t.Errorf("last status message %q, want %q in it", msg, tc.message)
+			msgs := e.messages("r")
+			if last := msgs[len(msgs)-1]; !strings.Contains(last, tc.message) {
+				t.Errorf("last status message %q, want %q in it", last, tc.message)
+			}
+			if want := fmt.Sprintf("scraping 0/%d releases", len(tc.scrapes)); tc.scrapes != nil && msgs[0] != want {
+				t.Errorf("first status message %q, want %q", msgs[0], want)
 			}
 			want := map[string][]int64{}
 			if tc.scrapes != nil {
@@ -468,8 +473,8 @@ func TestScrapeDone(t *testing.T) {
 		if !slices.Equal(res.StaleReleases, []int64{202}) || res.ListingsConsidered != 9 {
 			t.Errorf("stale %v, %d listings, want [202] and 9", res.StaleReleases, res.ListingsConsidered)
 		}
-		if msg := e.message("r"); !strings.Contains(msg, "(1 releases still stale at the deadline)") {
-			t.Errorf("final message %q", msg)
+		if msgs := e.messages("r"); !strings.HasSuffix(msgs[len(msgs)-1], "(1 releases still stale at the deadline)") {
+			t.Errorf("messages %q", msgs)
 		}
 		e.settled("r", req, staleReleases)
 	})
