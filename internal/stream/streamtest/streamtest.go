@@ -62,10 +62,9 @@ func DeadLetterLimit(ratio float64, window int) Option {
 // must be its inputs: a repartition topic (stream.RepartitionTopic), which
 // the runner's consumer reads back from Kafka. Each record produced there
 // is fed as soon as the unit that produced it commits, as a unit of its
-// own, before the step (Send, Broadcast, Advance...) returns; records it
-// produces there in turn follow. It is fed at the next offset of its
-// partition, so c.Offset() in the handler is not the Offset that Read
-// reports for it. A transient failure of a looped record is the step's
+// own, before the step (Send, Broadcast, Advance...) returns, at the offset
+// Read reports for it; records it produces there in turn follow. A
+// transient failure of a looped record is the step's
 // failure; the record is fed again at the next step.
 func Loopback(topics ...string) Option {
 	return func(o *options) { o.loopback = append(o.loopback, topics...) }
@@ -107,8 +106,7 @@ func (tt *Tester) step(err error) error {
 	for produced := tt.d.Produced(); tt.looped < len(produced); produced = tt.d.Produced() {
 		rec := produced[tt.looped]
 		if tt.loop[rec.Topic] {
-			in := &kgo.Record{Topic: rec.Topic, Partition: rec.Partition, Key: rec.Key, Value: rec.Value, Headers: rec.Headers}
-			if err := tt.d.Feed(in); err != nil {
+			if err := tt.d.FeedProduced(rec); err != nil {
 				return err // rolled back; looped stays, so the next step retries it
 			}
 		}
@@ -287,10 +285,9 @@ func (tt *Tester) DeadLetters() []*pb.DeadLetter {
 	return out
 }
 
-// Get returns the committed value of key in table, looked up in the task
-// of key's partition: the task of a table keyed like the input it is
-// written from. A table keyed otherwise (by request id in the user's task)
-// is not found there; test it through what the processor does with it.
+// Get returns the committed value of key in table: from the task of key's
+// partition, or from whichever task holds it (a table keyed otherwise than
+// its input, as requests by id in their user's task).
 func Get[K comparable, V any](tt *Tester, table *stream.Table[K, V], key K) (V, bool) {
 	tt.t.Helper()
 	v, ok, err := stream.DriverGet(tt.d, table, key)

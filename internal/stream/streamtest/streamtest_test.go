@@ -366,3 +366,37 @@ func TestLoopbackRetriesAFailedRecord(t *testing.T) {
 		t.Fatalf("sums[a] = %d, want 12 (the failed record fed again, once)", n)
 	}
 }
+
+// A table keyed otherwise than the input that writes it is found in the
+// task that holds it, and a looped record's offset is the one Read reports.
+func TestGetAcrossTasksAndLoopedOffsets(t *testing.T) {
+	p := stream.NewProcessor("byid", stream.ExactlyOnce)
+	seen := stream.NewTable(p, "seen", str, i64)
+	stream.Consume(p, in, func(c *stream.Ctx, k string, v int64) error {
+		return seen.Put(c, "request-"+strconv.FormatInt(v, 10), c.Offset())
+	})
+	tt := streamtest.New(t, p, streamtest.Partitions(8))
+	for i := range 20 {
+		streamtest.Send(tt, in, "user"+strconv.Itoa(i), int64(i))
+	}
+	for i := range 20 {
+		if _, ok := streamtest.Get(tt, seen, "request-"+strconv.Itoa(i)); !ok {
+			t.Fatalf("request-%d not found in any task", i)
+		}
+	}
+
+	loop := stream.NewProcessor("loop", stream.ExactlyOnce)
+	rep := stream.RepartitionTopic(loop, "rep", str, i64, "int64")
+	stream.Repartition(loop, in, rep, func(k string, v int64) (string, bool) { return "x", true })
+	offs := stream.NewTable(loop, "offsets", i64, i64)
+	stream.Consume(loop, rep, func(c *stream.Ctx, _ string, v int64) error { return offs.Put(c, v, c.Offset()) })
+	lt := streamtest.New(t, loop, streamtest.Loopback(rep.Name))
+	for i := range 3 {
+		streamtest.Send(lt, in, "k", int64(i))
+	}
+	for i, o := range streamtest.All(lt, rep) {
+		if got, ok := streamtest.Get(lt, offs, o.Value); !ok || got != o.Offset {
+			t.Errorf("looped record %d: handler saw offset %d (%v), Read reports %d", i, got, ok, o.Offset)
+		}
+	}
+}
