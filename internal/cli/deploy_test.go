@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -421,22 +422,45 @@ func keys[V any](m map[string]V) string {
 
 // --- docker-compose.yml -------------------------------------------------------
 
-func loadCompose(t *testing.T) *composetypes.Project {
+// composeTestEnv stands for the environment `docker compose` runs with:
+// the variables a compose variant requires, each with a recognisable value,
+// so the test sees where every value ends up (and that none is written in
+// the files themselves). Nothing else of this machine's environment is used:
+// ${VAR:-default} takes its default.
+var composeTestEnv = map[string]string{
+	"CRATESTREAM_LOOKUP_SECRET": "lookup-secret-value-from-the-environment",
+	"GRAFANA_ADMIN_PASSWORD":    "grafana-password-value-from-the-environment",
+}
+
+// A compose variant: the files `docker compose -f ... -f ...` merges.
+type composeVariant struct {
+	name   string
+	files  []string
+	secure bool // deploy/compose/secure.yml: SASL_SSL Kafka, passwords
+}
+
+var composeVariants = []composeVariant{
+	{name: "base", files: []string{"docker-compose.yml"}},
+}
+
+func loadCompose(t *testing.T, files []string, env map[string]string) (*composetypes.Project, error) {
 	t.Helper()
-	opts, err := composecli.NewProjectOptions(
-		[]string{filepath.Join(repoRoot, "docker-compose.yml")},
+	var paths, kv []string
+	for _, f := range files {
+		paths = append(paths, filepath.Join(repoRoot, f))
+	}
+	for k, v := range env {
+		kv = append(kv, k+"="+v)
+	}
+	opts, err := composecli.NewProjectOptions(paths,
 		composecli.WithWorkingDirectory(repoRoot),
-		composecli.WithEnv(nil), // defaults of ${VAR:-default}, not this machine's environment
+		composecli.WithEnv(kv),
 		composecli.WithProfiles([]string{"*"}),
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := opts.LoadProject(context.Background())
-	if err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
-	}
-	return p
+	return opts.LoadProject(context.Background())
 }
 
 func ourImage(svc composetypes.ServiceConfig) bool {
@@ -456,13 +480,39 @@ func imageRepo(ref string) string {
 	return ref
 }
 
+// The lookup secret is required: without CRATESTREAM_LOOKUP_SECRET the
+// compose files do not load (`${VAR:?message}`), so no stack starts with
+// instances that answer no store lookup.
+func TestDeployComposeNeedsLookupSecret(t *testing.T) {
+	for _, v := range composeVariants {
+		env := maps.Clone(composeTestEnv)
+		delete(env, "CRATESTREAM_LOOKUP_SECRET")
+		_, err := loadCompose(t, v.files, env)
+		if err == nil || !strings.Contains(err.Error(), "CRATESTREAM_LOOKUP_SECRET") {
+			t.Errorf("%s without CRATESTREAM_LOOKUP_SECRET: err %v, want a required-variable error naming it", v.name, err)
+		}
+	}
+}
+
 func TestDeployCompose(t *testing.T) {
+	for _, v := range composeVariants {
+		t.Run(v.name, func(t *testing.T) {
+			p, err := loadCompose(t, v.files, composeTestEnv)
+			if err != nil {
+				t.Fatalf("%s: %v", strings.Join(v.files, " + "), err)
+			}
+			checkCompose(t, p, v)
+		})
+	}
+}
+
+func checkCompose(t *testing.T, p *composetypes.Project, v composeVariant) {
 	spec := loadBinarySpec(t)
 	envs := knownEnv(t)
-	p := loadCompose(t)
 
-	ran := map[string][]string{} // binary service -> compose services running it
-	opsPorts := map[string]int{} // compose service -> ops port
+	ran := map[string][]string{}  // binary service -> compose services running it
+	opsPorts := map[string]int{}  // compose service -> ops port
+	lookup := map[string]string{} // compose service -> where its lookup secret comes from
 	var topicsJob string
 	for name, svc := range p.Services {
 		if !ourImage(svc) {
@@ -485,6 +535,7 @@ func TestDeployCompose(t *testing.T) {
 					t.Errorf("environment %s is not read by the binary", k)
 				}
 			}
+			checkSecretFlags(t, inv)
 			if inv.command == "run" || inv.command == "topics" {
 				addr := spec.flagOrEnv(inv, env, "brokers", "CRATESTREAM_BROKERS")
 				checkComposeAddr(t, p, name, "brokers", addr)
@@ -531,6 +582,13 @@ func TestDeployCompose(t *testing.T) {
 				t.Fatalf("no ops port in %q", spec.opsAddr(inv, env))
 			}
 			opsPorts[name] = ops
+			checkOpsAddr(t, inv, env)
+			for _, port := range svc.Ports {
+				if int(port.Target) == ops {
+					t.Errorf("publishes the ops port %d on the host (%s): it stays inside the compose network, where Prometheus and the other instances reach it", ops, port.Published)
+				}
+			}
+			lookup[name] = composeLookupSource(t, p, svc, env)
 			allowed := spec.servicePorts(inv, env)
 			allowed[ops] = true
 			exposed := map[int]bool{}
@@ -617,6 +675,154 @@ func TestDeployCompose(t *testing.T) {
 
 	checkPrometheus(t, opsPorts)
 	checkGrafana(t)
+
+	// One lookup secret for all: every instance and the gateway (which
+	// reads recommendations from the recommend instances through lookups)
+	// take it from the same place.
+	sources := map[string][]string{}
+	for svc, src := range lookup {
+		sources[src] = append(sources[src], svc)
+	}
+	if len(sources) != 1 {
+		t.Errorf("the instances take the lookup secret from different places: %v", sources)
+	}
+	for _, s := range []string{"gateway", "recommend"} {
+		for _, svc := range ran[s] {
+			if lookup[svc] == "" {
+				t.Errorf("%s (runs %s) has no lookup secret", svc, s)
+			}
+		}
+	}
+	checkComposeSecretValues(t, p, v)
+}
+
+// checkOpsAddr: the ops address is set explicitly (--http or
+// CRATESTREAM_HTTP), not left to the binary's default, and on all
+// interfaces: probes from outside the container (the kubelet) and
+// Prometheus reach it there.
+func checkOpsAddr(t *testing.T, inv invocation, env map[string]string) {
+	t.Helper()
+	addr, ok := inv.flags["http"]
+	if !ok {
+		addr = env["CRATESTREAM_HTTP"]
+	}
+	if addr == "" {
+		t.Errorf("the ops address is left to the binary's default: set CRATESTREAM_HTTP (or --http) explicitly")
+		return
+	}
+	host := addr[:max(strings.LastIndex(addr, ":"), 0)]
+	if host != "" && host != "0.0.0.0" && host != "[::]" {
+		t.Errorf("ops address %q listens on %s only: probes and Prometheus come from outside the container", addr, host)
+	}
+}
+
+// checkSecretFlags: no password, secret or token on a command line (ps,
+// docker inspect, the pod spec): only the flags naming a file.
+func checkSecretFlags(t *testing.T, inv invocation) {
+	t.Helper()
+	for name := range inv.flags {
+		l := strings.ToLower(name)
+		if (strings.Contains(l, "password") || strings.Contains(l, "secret") || strings.Contains(l, "token")) && !strings.HasSuffix(l, "-file") {
+			t.Errorf("flag --%s puts a secret on the command line: use its environment variable or a -file flag", name)
+		}
+	}
+}
+
+// composeLookupSource is where a `run` service's lookup secret comes from:
+// the variable CRATESTREAM_LOOKUP_SECRET of the environment compose runs
+// in, or a file of a compose secret. Empty (an error) when it has none.
+func composeLookupSource(t *testing.T, p *composetypes.Project, svc composetypes.ServiceConfig, env map[string]string) string {
+	t.Helper()
+	if f := env["CRATESTREAM_LOOKUP_SECRET_FILE"]; f != "" {
+		src, ok := composeSecretAt(p, svc, f)
+		if !ok {
+			t.Errorf("CRATESTREAM_LOOKUP_SECRET_FILE %s is no compose secret this service mounts", f)
+			return ""
+		}
+		return "compose secret " + src
+	}
+	switch v := env["CRATESTREAM_LOOKUP_SECRET"]; v {
+	case "":
+		t.Errorf("no lookup secret (CRATESTREAM_LOOKUP_SECRET or CRATESTREAM_LOOKUP_SECRET_FILE): it would answer no store lookup, and the gateway could not read recommendations")
+		return ""
+	case composeTestEnv["CRATESTREAM_LOOKUP_SECRET"]:
+		return "$CRATESTREAM_LOOKUP_SECRET"
+	default:
+		t.Errorf("CRATESTREAM_LOOKUP_SECRET is written in the compose file, not taken from the environment")
+		return ""
+	}
+}
+
+// composeSecretAt: the compose secret a service mounts at path, by its
+// top-level name.
+func composeSecretAt(p *composetypes.Project, svc composetypes.ServiceConfig, path string) (string, bool) {
+	for _, s := range svc.Secrets {
+		target := s.Target
+		if target == "" {
+			target = s.Source
+		}
+		if !filepath.IsAbs(target) {
+			target = "/run/secrets/" + target
+		}
+		if target == path {
+			_, ok := p.Secrets[s.Source]
+			return s.Source, ok
+		}
+	}
+	return "", false
+}
+
+var secretEnvName = regexp.MustCompile(`(?i)(PASSWORD|SECRET|TOKEN)`)
+
+// checkComposeSecretValues: a secret reaches a container from the
+// environment compose runs in or from a file, never from the compose files.
+// Every environment variable named like a password, secret or token is
+// empty, a value of composeTestEnv (so `${VAR...}` in the file) or names a
+// file (_FILE); those values appear in no command, entrypoint, health check
+// or label; and no command line carries a password after a flag.
+func checkComposeSecretValues(t *testing.T, p *composetypes.Project, v composeVariant) {
+	t.Helper()
+	fromEnv := map[string]bool{}
+	for _, val := range composeTestEnv {
+		fromEnv[val] = true
+	}
+	passArg := regexp.MustCompile(`(?i)(?:--?[a-z-]*pass(?:word)?|requirepass)(?:=|\s+)("?[^\s"]*)`)
+	for name, svc := range p.Services {
+		// Grafana's admin password defaults to "admin" in the plain
+		// variant (a local convenience); the secure one requires it.
+		for k, val := range svc.Environment {
+			if val == nil || *val == "" || strings.HasSuffix(k, "_FILE") || !secretEnvName.MatchString(k) {
+				continue
+			}
+			if !ourImage(svc) && !v.secure {
+				continue
+			}
+			if !fromEnv[*val] {
+				t.Errorf("%s: %s has a value written in the compose files: take it from the environment (${VAR:?...}) or a secret file (%s_FILE)", name, k, k)
+			}
+		}
+		var lines []string
+		lines = append(lines, svc.Command...)
+		lines = append(lines, svc.Entrypoint...)
+		if svc.HealthCheck != nil {
+			lines = append(lines, svc.HealthCheck.Test...)
+		}
+		for k, val := range svc.Labels {
+			lines = append(lines, k+"="+val)
+		}
+		for _, l := range lines {
+			for val := range fromEnv {
+				if strings.Contains(l, val) {
+					t.Errorf("%s: a secret's value is on a command line, entrypoint, health check or label: %q", name, l)
+				}
+			}
+			for _, m := range passArg.FindAllStringSubmatch(l, -1) {
+				if arg := strings.TrimPrefix(m[1], `"`); !strings.HasPrefix(arg, "$") && !strings.HasPrefix(arg, "/run/secrets/") {
+					t.Errorf("%s: a password on a command line: %q", name, l)
+				}
+			}
+		}
+	}
 }
 
 // checkComposeAddr: a host:port list naming compose services, and each of
@@ -945,6 +1151,8 @@ func (o *k8sObjects) containerEnv(t *testing.T, c corev1.Container) map[string]s
 			env[e.Name] = e.Value
 		case e.ValueFrom.FieldRef != nil:
 			env[e.Name] = "<from " + e.ValueFrom.FieldRef.FieldPath + ">"
+		case e.ValueFrom.SecretKeyRef != nil:
+			env[e.Name] = "<secret " + e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key + ">"
 		default:
 			env[e.Name] = "<from elsewhere>"
 		}
@@ -969,13 +1177,27 @@ func probePort(c corev1.Container, p *corev1.Probe) (int, string) {
 	return -1, p.HTTPGet.Path
 }
 
+// The kustomizations checked: the base, and overlays on it.
+var kustomizeDirs = []string{"deploy/k8s/base", "deploy/k8s/overlays/local"}
+
+// operatorSecrets are the Secrets the manifests reference and do not
+// contain: the operator creates them (README, "Kubernetes", lists each with
+// its keys). Optional ones may be absent.
+var operatorSecrets = map[string][]string{
+	"cratestream-lookup":  {"secret"},
+	"cratestream-gateway": {"session-secret"},
+	"cratestream-discogs": {"token", "consumer-key", "consumer-secret"},
+}
+
 func TestDeployKustomize(t *testing.T) {
 	spec := loadBinarySpec(t)
 	envs := knownEnv(t)
-	for _, dir := range []string{"deploy/k8s/base", "deploy/k8s/overlays/local"} {
+	for _, dir := range kustomizeDirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			objs := renderKustomize(t, dir)
+			checkK8sSecrets(t, objs, dir)
 			ran := map[string][]string{}
+			lookup := map[string]string{} // workload -> its lookup secret's reference
 			var topicsJob bool
 			for _, w := range objs.workloads() {
 				pod := w.pod.Spec
@@ -993,6 +1215,7 @@ func TestDeployKustomize(t *testing.T) {
 					for _, e := range errs {
 						t.Errorf("%s: args %q: %s", where, c.Args, e)
 					}
+					checkSecretFlags(t, inv)
 					env := objs.containerEnv(t, c)
 					for k := range env {
 						if (strings.HasPrefix(k, "CRATESTREAM_") || strings.HasPrefix(k, "DISCOGS_")) && !envs[k] {
@@ -1036,6 +1259,14 @@ func TestDeployKustomize(t *testing.T) {
 					}
 
 					ops := portOf(spec.opsAddr(inv, env))
+					checkOpsAddr(t, inv, env)
+					if v := env["CRATESTREAM_LOOKUP_SECRET"]; strings.HasPrefix(v, "<secret ") {
+						lookup[w.kind+"/"+w.name] = v
+					} else if env["CRATESTREAM_LOOKUP_SECRET_FILE"] != "" {
+						lookup[w.kind+"/"+w.name] = "file " + env["CRATESTREAM_LOOKUP_SECRET_FILE"]
+					} else {
+						t.Errorf("%s: no lookup secret from a Secret (CRATESTREAM_LOOKUP_SECRET from secretKeyRef): it would answer no store lookup, and the gateway could not read recommendations", where)
+					}
 					hasPort := false
 					listens := spec.servicePorts(inv, env)
 					for _, cp := range c.Ports {
@@ -1059,8 +1290,11 @@ func TestDeployKustomize(t *testing.T) {
 							t.Errorf("%s: startup probe GET %s on port %d, want /healthz on %d", where, path, port, ops)
 						}
 					}
-					if v := w.pod.Annotations["prometheus.io/port"]; v != "" && v != strconv.Itoa(ops) {
-						t.Errorf("%s: prometheus.io/port %s, the ops server listens on %d", where, v, ops)
+					if v := w.pod.Annotations["prometheus.io/port"]; v != strconv.Itoa(ops) || w.pod.Annotations["prometheus.io/scrape"] != "true" {
+						t.Errorf("%s: prometheus.io/port %q (scrape %q), the ops server listens on %d", where, v, w.pod.Annotations["prometheus.io/scrape"], ops)
+					}
+					if p := w.pod.Annotations["prometheus.io/path"]; p != "" && p != "/metrics" {
+						t.Errorf("%s: prometheus.io/path %s, the ops server serves /metrics", where, p)
 					}
 
 					// State: on-disk stores need a persistent volume per
@@ -1105,15 +1339,130 @@ func TestDeployKustomize(t *testing.T) {
 					t.Errorf("binary service %s runs in %v, want exactly one workload", s, ran[s])
 				}
 			}
+			sources := map[string][]string{}
+			for w, src := range lookup {
+				sources[src] = append(sources[src], w)
+			}
+			if len(sources) != 1 {
+				t.Errorf("the workloads take the lookup secret from different places: %v", sources)
+			}
 			checkK8sServices(t, objs)
 		})
 	}
 }
 
-// Every Service selects the pods of a workload and targets their ports.
+// checkK8sSecrets: secrets reach the pods only by reference. The base
+// and every overlay but local contain no Secret; no environment variable
+// named like a password, secret or token has a literal value (only
+// secretKeyRef, or _FILE naming a file); every Secret referenced is either
+// in the rendered output with the key (local's generated one) or one the
+// operator creates (operatorSecrets, each listed with its keys in the
+// README).
+func checkK8sSecrets(t *testing.T, objs *k8sObjects, dir string) {
+	t.Helper()
+	if dir != "deploy/k8s/overlays/local" {
+		for name := range objs.secrets {
+			t.Errorf("renders Secret %s: the values of secrets are not part of these manifests (only references)", name)
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := func(where, name, key string, optional bool) {
+		if s, ok := objs.secrets[name]; ok {
+			if _, ok := s.Data[key]; !ok {
+				if _, ok := s.StringData[key]; !ok {
+					t.Errorf("%s: Secret %s has no key %s", where, name, key)
+				}
+			}
+			return
+		}
+		keys, ok := operatorSecrets[name]
+		switch {
+		case !ok:
+			t.Errorf("%s: Secret %s is neither rendered nor one the operator is told to create (operatorSecrets)", where, name)
+		case !slices.Contains(keys, key):
+			t.Errorf("%s: key %s of Secret %s is not among the keys the operator is told about %v", where, key, name, keys)
+		case !optional && !readmeListsSecret(readme, name, keys):
+			t.Errorf("%s: README.md has no line naming Secret `%s` with its keys %v", where, name, keys)
+		}
+	}
+	for _, w := range objs.workloads() {
+		pod := w.pod.Spec
+		for _, c := range append(append([]corev1.Container(nil), pod.InitContainers...), pod.Containers...) {
+			where := fmt.Sprintf("%s/%s container %s", w.kind, w.name, c.Name)
+			for _, e := range c.Env {
+				if secretEnvName.MatchString(e.Name) && !strings.HasSuffix(e.Name, "_FILE") && e.Value != "" {
+					t.Errorf("%s: %s has a literal value in the manifests: use a secretKeyRef or %s_FILE", where, e.Name, e.Name)
+				}
+				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+					r := e.ValueFrom.SecretKeyRef
+					ref(where, r.Name, r.Key, r.Optional != nil && *r.Optional)
+				}
+			}
+			for _, ef := range c.EnvFrom {
+				if ef.SecretRef != nil {
+					t.Errorf("%s: envFrom Secret %s: name the keys (secretKeyRef or a mounted file)", where, ef.SecretRef.Name)
+				}
+			}
+			for k, v := range objs.containerEnv(t, c) {
+				if secretEnvName.MatchString(k) && !strings.HasSuffix(k, "_FILE") && v != "" && !strings.HasPrefix(v, "<secret ") {
+					t.Errorf("%s: %s = literal value (from a ConfigMap?): secrets come from Secrets", where, k)
+				}
+			}
+		}
+		for _, vol := range pod.Volumes {
+			where := fmt.Sprintf("%s/%s volume %s", w.kind, w.name, vol.Name)
+			if vol.Secret != nil {
+				for _, it := range vol.Secret.Items {
+					ref(where, vol.Secret.SecretName, it.Key, vol.Secret.Optional != nil && *vol.Secret.Optional)
+				}
+			}
+			if vol.Projected != nil {
+				for _, src := range vol.Projected.Sources {
+					if src.Secret == nil {
+						continue
+					}
+					for _, it := range src.Secret.Items {
+						ref(where, src.Secret.Name, it.Key, src.Secret.Optional != nil && *src.Secret.Optional)
+					}
+				}
+			}
+		}
+	}
+}
+
+// readmeListsSecret: a line of the README names the Secret (in backquotes)
+// and each of its keys.
+func readmeListsSecret(readme []byte, name string, keys []string) bool {
+	for _, line := range strings.Split(string(readme), "\n") {
+		if !strings.Contains(line, "`"+name+"`") {
+			continue
+		}
+		all := true
+		for _, k := range keys {
+			all = all && strings.Contains(line, "`"+k+"`")
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// Every Service selects the pods of a workload and targets their ports;
+// none publishes the ops port outside the cluster.
 func checkK8sServices(t *testing.T, objs *k8sObjects) {
 	t.Helper()
 	for _, svc := range objs.services {
+		if svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+			for _, sp := range svc.Spec.Ports {
+				if sp.Port == 9464 || sp.TargetPort.StrVal == "ops" || sp.TargetPort.IntVal == 9464 {
+					t.Errorf("Service %s (%s) publishes the ops port outside the cluster", svc.Name, svc.Spec.Type)
+				}
+			}
+		}
 		var matched []workload
 		for _, w := range objs.workloads() {
 			if w.kind == "Job" || len(svc.Spec.Selector) == 0 {
