@@ -441,6 +441,7 @@ type composeVariant struct {
 
 var composeVariants = []composeVariant{
 	{name: "base", files: []string{"docker-compose.yml"}},
+	{name: "secure", files: []string{"docker-compose.yml", "deploy/compose/secure.yml"}, secure: true},
 }
 
 func loadCompose(t *testing.T, files []string, env map[string]string) (*composetypes.Project, error) {
@@ -513,6 +514,7 @@ func checkCompose(t *testing.T, p *composetypes.Project, v composeVariant) {
 	ran := map[string][]string{}  // binary service -> compose services running it
 	opsPorts := map[string]int{}  // compose service -> ops port
 	lookup := map[string]string{} // compose service -> where its lookup secret comes from
+	kafka := checkComposeKafka(t, p, v)
 	var topicsJob string
 	for name, svc := range p.Services {
 		if !ourImage(svc) {
@@ -539,6 +541,10 @@ func checkCompose(t *testing.T, p *composetypes.Project, v composeVariant) {
 			if inv.command == "run" || inv.command == "topics" {
 				addr := spec.flagOrEnv(inv, env, "brokers", "CRATESTREAM_BROKERS")
 				checkComposeAddr(t, p, name, "brokers", addr)
+				kafka.checkClient(t, addr, env)
+				if v.secure {
+					checkComposeSecureClient(t, p, svc, env, kafka)
+				}
 			}
 			if inv.command == "topics" {
 				if slices.Equal(inv.args, []string{"create"}) {
@@ -694,6 +700,314 @@ func checkCompose(t *testing.T, p *composetypes.Project, v composeVariant) {
 		}
 	}
 	checkComposeSecretValues(t, p, v)
+	if v.secure {
+		checkComposeGrafanaSecure(t, p)
+	}
+}
+
+// checkComposeGrafanaSecure: with ClickHouse's `default` user gone, Grafana's
+// ClickHouse datasource logs in as ClickHouse's user with the password file
+// of the same compose secret; the datasource uids stay the dashboards'.
+func checkComposeGrafanaSecure(t *testing.T, p *composetypes.Project) {
+	t.Helper()
+	g := p.Services["grafana"]
+	const target = "/etc/grafana/provisioning/datasources/datasources.yml"
+	src := bindSourceAt(g, target)
+	if src == "" {
+		t.Errorf("grafana: no datasources file mounted at %s for the ClickHouse user", target)
+		return
+	}
+	var prov struct {
+		Datasources []struct {
+			UID      string `json:"uid"`
+			Type     string `json:"type"`
+			JSONData struct {
+				Username string `json:"username"`
+			} `json:"jsonData"`
+			Secure struct {
+				Password string `json:"password"`
+			} `json:"secureJsonData"`
+		} `json:"datasources"`
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &prov); err != nil {
+		t.Fatalf("%s: %v", src, err)
+	}
+	types := map[string]string{}
+	cs := p.Services["clickhouse"]
+	for _, d := range prov.Datasources {
+		types[d.UID] = d.Type
+		if d.Type != "grafana-clickhouse-datasource" {
+			continue
+		}
+		if u := cs.Environment["CLICKHOUSE_USER"]; u == nil || *u != d.JSONData.Username {
+			t.Errorf("%s: ClickHouse datasource user %q, ClickHouse's is %v", src, d.JSONData.Username, u)
+		}
+		file, ok := strings.CutPrefix(d.Secure.Password, "$__file{")
+		file = strings.TrimSuffix(file, "}")
+		secret, mounted := composeSecretAt(p, g, file)
+		if _, chToo := composeSecretAt(p, cs, file); !ok || !mounted || !chToo {
+			t.Errorf("%s: ClickHouse password %q is not $__file{} of a secret grafana and clickhouse both mount (%s)", src, d.Secure.Password, secret)
+		}
+	}
+	if types["prometheus"] != "prometheus" || types["clickhouse"] != "grafana-clickhouse-datasource" {
+		t.Errorf("%s: datasources %v: the dashboards use uids prometheus and clickhouse", src, types)
+	}
+}
+
+// composeKafka is the broker of a compose variant as the apache/kafka
+// image configures it from the environment.
+type composeKafka struct {
+	listeners  map[string]string // advertised host:port -> listener name
+	protocol   map[string]string // listener name -> security protocol
+	mechanisms []string          // KAFKA_SASL_ENABLED_MECHANISMS
+	scramUser  string            // the user the SCRAM job creates
+	scramFrom  string            // the compose secret of its password
+}
+
+// checkComposeKafka reads the kafka service's listeners and checks them the
+// way the apache/kafka 3.9 image's scripts use them: KAFKA_* variables
+// become properties (a value holding "=" is dropped); an advertised
+// "SSL://" listener needs KAFKA_SSL_KEYSTORE_FILENAME, _KEYSTORE_CREDENTIALS
+// and _KEY_CREDENTIALS, files in /etc/kafka/secrets; an advertised "SASL_"
+// one needs KAFKA_OPTS naming a JAAS file. In the secure variant every
+// listener bound beyond the broker's loopback is SASL_SSL.
+func checkComposeKafka(t *testing.T, p *composetypes.Project, v composeVariant) *composeKafka {
+	t.Helper()
+	svc, ok := p.Services["kafka"]
+	if !ok {
+		t.Fatal("no kafka service")
+	}
+	env := map[string]string{}
+	for k, val := range svc.Environment {
+		if val != nil {
+			env[k] = *val
+		}
+	}
+	// The image's properties spec leaves these out of the properties.
+	notProps := []string{"KAFKA_VERSION", "KAFKA_HEAP_OPT", "KAFKA_LOG4J_OPTS", "KAFKA_OPTS", "KAFKA_JMX_OPTS",
+		"KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_GC_LOG_OPTS", "KAFKA_LOG4J_ROOT_LOGLEVEL", "KAFKA_LOG4J_LOGGERS", "KAFKA_TOOLS_LOG4J_LOGLEVEL"}
+	for k, val := range env {
+		if strings.HasPrefix(k, "KAFKA_") && !slices.Contains(notProps, k) && strings.Contains(val, "=") {
+			t.Errorf("kafka: %s holds \"=\": the apache/kafka image drops such a variable instead of making it a property", k)
+		}
+	}
+	k := &composeKafka{listeners: map[string]string{}, protocol: map[string]string{}}
+	for _, e := range strings.Split(env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"], ",") {
+		name, proto, _ := strings.Cut(strings.TrimSpace(e), ":")
+		k.protocol[name] = proto
+	}
+	loopback := func(addr string) bool {
+		host := addr[:max(strings.LastIndex(addr, ":"), 0)]
+		return host == "127.0.0.1" || host == "localhost" || host == "[::1]"
+	}
+	bound := map[string]string{} // listener name -> listen address
+	for _, e := range strings.Split(env["KAFKA_LISTENERS"], ",") {
+		name, addr, _ := strings.Cut(strings.TrimSpace(e), "://")
+		bound[name] = addr
+		if k.protocol[name] == "" {
+			t.Errorf("kafka: listener %s has no security protocol in KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", name)
+		}
+		if v.secure && !loopback(addr) && k.protocol[name] != "SASL_SSL" {
+			t.Errorf("kafka: listener %s://%s is %s beyond the broker's loopback, want SASL_SSL", name, addr, k.protocol[name])
+		}
+	}
+	for _, e := range strings.Split(env["KAFKA_ADVERTISED_LISTENERS"], ",") {
+		name, addr, _ := strings.Cut(strings.TrimSpace(e), "://")
+		k.listeners[addr] = name
+		if b, ok := bound[name]; !ok || portOf(b) != portOf(addr) {
+			t.Errorf("kafka: advertised listener %s://%s is not bound on that port (KAFKA_LISTENERS %q)", name, addr, env["KAFKA_LISTENERS"])
+		}
+	}
+	advertised := env["KAFKA_ADVERTISED_LISTENERS"]
+	if strings.Contains(advertised, "SSL://") {
+		for _, need := range []string{"KAFKA_SSL_KEYSTORE_FILENAME", "KAFKA_SSL_KEYSTORE_CREDENTIALS", "KAFKA_SSL_KEY_CREDENTIALS"} {
+			if env[need] == "" {
+				t.Errorf("kafka: an SSL listener is advertised but %s is not set (the image's configure script exits)", need)
+			}
+		}
+		if vol := volumeAt(svc, "/etc/kafka/secrets"); vol == "" {
+			t.Errorf("kafka: no volume at /etc/kafka/secrets, where the image reads the keystore")
+		} else if composeInitWriting(p, "kafka", vol) == "" {
+			t.Errorf("kafka: nothing it waits for (service_completed_successfully) writes the volume %s of its keystore", vol)
+		}
+	}
+	if strings.Contains(advertised, "SASL_") {
+		_, jaas, ok := strings.Cut(env["KAFKA_OPTS"], "-Djava.security.auth.login.config=")
+		jaas, _, _ = strings.Cut(jaas, " ")
+		if !ok || jaas == "" {
+			t.Errorf("kafka: a SASL listener is advertised but KAFKA_OPTS names no JAAS file (java.security.auth.login.config)")
+		} else if src := bindSourceAt(svc, jaas); src == "" {
+			t.Errorf("kafka: the JAAS file %s is not mounted from the repository", jaas)
+		} else if b, err := os.ReadFile(src); err != nil || !strings.Contains(string(b), "ScramLoginModule") || !strings.Contains(string(b), "KafkaServer") {
+			t.Errorf("kafka: JAAS file %s: want a KafkaServer entry with the ScramLoginModule (%v)", src, err)
+		}
+		k.mechanisms = strings.Split(env["KAFKA_SASL_ENABLED_MECHANISMS"], ",")
+		// The job that creates the SCRAM user reaches the broker on its
+		// loopback listener by sharing its network namespace; the topics
+		// job waits for it.
+		entity := regexp.MustCompile(`--entity-name (\S+)`)
+		for name, job := range p.Services {
+			script := strings.Join(append(append([]string{}, job.Entrypoint...), job.Command...), " ")
+			m := entity.FindStringSubmatch(script)
+			if m == nil || !strings.Contains(script, "kafka-configs.sh") || !strings.Contains(script, "SCRAM-SHA-512=") {
+				continue
+			}
+			k.scramUser = m[1]
+			if job.NetworkMode != "service:kafka" {
+				t.Errorf("%s: creates SCRAM users without sharing kafka's network namespace (network_mode: service:kafka): the loopback listener is out of its reach", name)
+			}
+			for _, s := range job.Secrets {
+				if strings.Contains(script, "/run/secrets/"+s.Source) {
+					k.scramFrom = s.Source
+				}
+			}
+			if d, ok := p.Services["topics"].DependsOn[name]; !ok || d.Condition != composetypes.ServiceConditionCompletedSuccessfully {
+				t.Errorf("topics does not wait for %s, which creates the SCRAM user", name)
+			}
+		}
+		if k.scramUser == "" || k.scramFrom == "" {
+			t.Errorf("kafka: SASL listeners, but no service creates a SCRAM-SHA-512 user (kafka-configs.sh --entity-name ...) from a compose secret")
+		}
+	}
+	return k
+}
+
+// checkClient: a client's seed brokers are advertised listeners; a
+// PLAINTEXT one gets no SASL or TLS settings, a SASL_SSL one a mechanism
+// the broker enables.
+func (k *composeKafka) checkClient(t *testing.T, brokers string, env map[string]string) {
+	t.Helper()
+	for _, b := range strings.Split(brokers, ",") {
+		name, ok := k.listeners[strings.TrimSpace(b)]
+		if !ok {
+			t.Errorf("broker %s is no advertised listener of kafka (%v)", b, k.listeners)
+			continue
+		}
+		mech := env["CRATESTREAM_KAFKA_SASL_MECHANISM"]
+		switch proto := k.protocol[name]; proto {
+		case "PLAINTEXT":
+			if mech != "" || env["CRATESTREAM_KAFKA_TLS_CA"] != "" {
+				t.Errorf("broker %s is a PLAINTEXT listener, the client speaks SASL %q / TLS", b, mech)
+			}
+		case "SASL_SSL":
+			if !slices.Contains(k.mechanisms, mech) {
+				t.Errorf("broker %s (SASL_SSL) enables %v, the client uses SASL %q", b, k.mechanisms, mech)
+			}
+		default:
+			t.Errorf("broker %s: listener %s with protocol %q", b, name, proto)
+		}
+	}
+}
+
+// checkComposeSecureClient: in the secure variant a cratestream service
+// carries every setting of the secured connections, each password as the
+// file of a compose secret that the server it logs in to is configured
+// from (so both sides hold the same one), the CA from the volume the
+// certificates' init service writes.
+func checkComposeSecureClient(t *testing.T, p *composetypes.Project, svc composetypes.ServiceConfig, env map[string]string, k *composeKafka) {
+	t.Helper()
+	for _, need := range []string{"CRATESTREAM_KAFKA_SASL_MECHANISM", "CRATESTREAM_KAFKA_USERNAME", "CRATESTREAM_KAFKA_PASSWORD_FILE",
+		"CRATESTREAM_KAFKA_TLS_CA", "CRATESTREAM_REDIS_USER", "CRATESTREAM_REDIS_PASSWORD_FILE",
+		"CRATESTREAM_CLICKHOUSE_USER", "CRATESTREAM_CLICKHOUSE_PASSWORD_FILE"} {
+		if env[need] == "" {
+			t.Errorf("secure variant without %s", need)
+		}
+	}
+	for _, lit := range []string{"CRATESTREAM_KAFKA_PASSWORD", "CRATESTREAM_REDIS_PASSWORD", "CRATESTREAM_CLICKHOUSE_PASSWORD"} {
+		if env[lit] != "" {
+			t.Errorf("%s set: passwords come from files here (%s_FILE)", lit, lit)
+		}
+	}
+	secretOf := func(envName string) string {
+		f := env[envName]
+		src, ok := composeSecretAt(p, svc, f)
+		if !ok {
+			t.Errorf("%s %s is no compose secret this service mounts", envName, f)
+			return ""
+		}
+		if file := p.Secrets[src].File; !strings.Contains(filepath.ToSlash(file), "/deploy/compose/secrets/") {
+			t.Errorf("compose secret %s comes from %q, not a file under deploy/compose/secrets/ (git-ignored)", src, file)
+		}
+		return src
+	}
+	if s := secretOf("CRATESTREAM_KAFKA_PASSWORD_FILE"); s != "" && s != k.scramFrom {
+		t.Errorf("Kafka password from secret %s, the SCRAM user is created from %q", s, k.scramFrom)
+	}
+	if u := env["CRATESTREAM_KAFKA_USERNAME"]; u != k.scramUser {
+		t.Errorf("Kafka user %s, the SCRAM user created is %q", u, k.scramUser)
+	}
+	if ca := env["CRATESTREAM_KAFKA_TLS_CA"]; ca != "" {
+		if vol := volumeAt(svc, filepath.Dir(ca)); vol == "" {
+			t.Errorf("CRATESTREAM_KAFKA_TLS_CA %s: no volume mounted at %s", ca, filepath.Dir(ca))
+		} else if composeInitWriting(p, "kafka", vol) == "" {
+			t.Errorf("CRATESTREAM_KAFKA_TLS_CA %s: volume %s is not written by what kafka waits for", ca, vol)
+		}
+	}
+	// Redis: its ACL file is made from the same secret for the same user,
+	// the default user off.
+	if s := secretOf("CRATESTREAM_REDIS_PASSWORD_FILE"); s != "" {
+		rs := p.Services["redis"]
+		script := strings.Join(append(append([]string{}, rs.Entrypoint...), rs.Command...), " ")
+		if _, ok := composeSecretAt(p, rs, "/run/secrets/"+s); !ok || !strings.Contains(script, "/run/secrets/"+s) ||
+			!strings.Contains(script, "user "+env["CRATESTREAM_REDIS_USER"]+" on >") || !strings.Contains(script, "user default off") {
+			t.Errorf("redis is not configured with user %s and the password of secret %s (default user off): %q", env["CRATESTREAM_REDIS_USER"], s, script)
+		}
+	}
+	// ClickHouse: CLICKHOUSE_USER with CLICKHOUSE_PASSWORD read from the
+	// same secret.
+	if s := secretOf("CRATESTREAM_CLICKHOUSE_PASSWORD_FILE"); s != "" {
+		cs := p.Services["clickhouse"]
+		script := strings.Join(append(append([]string{}, cs.Entrypoint...), cs.Command...), " ")
+		if _, ok := composeSecretAt(p, cs, "/run/secrets/"+s); !ok || !strings.Contains(script, `CLICKHOUSE_PASSWORD="$(cat /run/secrets/`+s+`)"`) {
+			t.Errorf("clickhouse does not take CLICKHOUSE_PASSWORD from secret %s: %q", s, script)
+		}
+		if u := cs.Environment["CLICKHOUSE_USER"]; u == nil || *u != env["CRATESTREAM_CLICKHOUSE_USER"] {
+			t.Errorf("clickhouse CLICKHOUSE_USER %v, the clients log in as %s", u, env["CRATESTREAM_CLICKHOUSE_USER"])
+		}
+		if v := cs.Environment["CLICKHOUSE_SKIP_USER_SETUP"]; v != nil && *v == "1" {
+			t.Errorf("clickhouse: CLICKHOUSE_SKIP_USER_SETUP=1 skips making the user")
+		}
+	}
+}
+
+// volumeAt is the named volume a service mounts at target ("" if none).
+func volumeAt(svc composetypes.ServiceConfig, target string) string {
+	for _, m := range svc.Volumes {
+		if m.Type == composetypes.VolumeTypeVolume && filepath.Clean(m.Target) == filepath.Clean(target) {
+			return m.Source
+		}
+	}
+	return ""
+}
+
+// bindSourceAt is the host file a service bind-mounts at target.
+func bindSourceAt(svc composetypes.ServiceConfig, target string) string {
+	for _, m := range svc.Volumes {
+		if m.Type == composetypes.VolumeTypeBind && filepath.Clean(m.Target) == filepath.Clean(target) {
+			return m.Source
+		}
+	}
+	return ""
+}
+
+// composeInitWriting: a one-shot service that service waits for
+// (service_completed_successfully) and that mounts volume writable.
+func composeInitWriting(p *composetypes.Project, service, volume string) string {
+	for dep, d := range p.Services[service].DependsOn {
+		if d.Condition != composetypes.ServiceConditionCompletedSuccessfully {
+			continue
+		}
+		for _, m := range p.Services[dep].Volumes {
+			if m.Type == composetypes.VolumeTypeVolume && m.Source == volume && !m.ReadOnly {
+				return dep
+			}
+		}
+	}
+	return ""
 }
 
 // checkOpsAddr: the ops address is set explicitly (--http or
