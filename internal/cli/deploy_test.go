@@ -1,8 +1,10 @@
 package cli
 
-// Checks of the deployment files against the binary: docker-compose.yml (read
-// with compose-go, as `docker compose` reads it) and deploy/k8s (rendered
-// with the kustomize API, decoded into k8s.io/api types). What the binary
+// Checks of the deployment files against the binary: docker-compose.yml alone
+// and merged with deploy/compose/secure.yml (read with compose-go, as
+// `docker compose -f ... -f ...` reads them) and deploy/k8s, the base and its
+// overlays local and secure (rendered with the kustomize API, decoded into
+// k8s.io/api types). What the binary
 // accepts is read from its own help output through Main, so a renamed flag,
 // a removed service or a flag placed after the positional arguments (where
 // the flag package no longer parses it) fails here, without Docker or a
@@ -1492,7 +1494,10 @@ func probePort(c corev1.Container, p *corev1.Probe) (int, string) {
 }
 
 // The kustomizations checked: the base, and overlays on it.
-var kustomizeDirs = []string{"deploy/k8s/base", "deploy/k8s/overlays/local"}
+var kustomizeDirs = []string{"deploy/k8s/base", "deploy/k8s/overlays/local", "deploy/k8s/overlays/secure"}
+
+// secureKustomize: the overlays whose clients use SASL_SSL and passwords.
+var secureKustomize = map[string]bool{"deploy/k8s/overlays/secure": true}
 
 // operatorSecrets are the Secrets the manifests reference and do not
 // contain: the operator creates them (README, "Kubernetes", lists each with
@@ -1501,6 +1506,10 @@ var operatorSecrets = map[string][]string{
 	"cratestream-lookup":  {"secret"},
 	"cratestream-gateway": {"session-secret"},
 	"cratestream-discogs": {"token", "consumer-key", "consumer-secret"},
+	// overlays/secure
+	"cratestream-kafka":      {"password", "ca.pem"},
+	"cratestream-redis":      {"password"},
+	"cratestream-clickhouse": {"password"},
 }
 
 func TestDeployKustomize(t *testing.T) {
@@ -1539,6 +1548,9 @@ func TestDeployKustomize(t *testing.T) {
 					if inv.command == "run" || inv.command == "topics" {
 						if spec.flagOrEnv(inv, env, "brokers", "CRATESTREAM_BROKERS") == "" {
 							t.Errorf("%s: no brokers", where)
+						}
+						if secureKustomize[dir] {
+							checkK8sSecureClient(t, where, w, c, env)
 						}
 					}
 					if inv.command == "topics" && slices.Equal(inv.args, []string{"create"}) {
@@ -1745,6 +1757,90 @@ func checkK8sSecrets(t *testing.T, objs *k8sObjects, dir string) {
 			}
 		}
 	}
+}
+
+// checkK8sSecureClient: in a secure overlay a container that talks to Kafka
+// (every `run` and `topics`) carries every setting of the secured
+// connections, and each password and the CA are files of Secrets mounted
+// there, with the keys the operator is told about.
+func checkK8sSecureClient(t *testing.T, where string, w workload, c corev1.Container, env map[string]string) {
+	t.Helper()
+	for _, need := range []string{"CRATESTREAM_KAFKA_SASL_MECHANISM", "CRATESTREAM_KAFKA_USERNAME",
+		"CRATESTREAM_REDIS_USER", "CRATESTREAM_CLICKHOUSE_USER"} {
+		if env[need] == "" {
+			t.Errorf("%s: secure overlay without %s", where, need)
+		}
+	}
+	if m := env["CRATESTREAM_KAFKA_SASL_MECHANISM"]; m != "" && !strings.HasPrefix(m, "SCRAM-") {
+		t.Errorf("%s: SASL %s: the secure overlay uses SCRAM (PLAIN sends the password itself)", where, m)
+	}
+	files := map[string]string{ // setting -> the Secret it must come from
+		"CRATESTREAM_KAFKA_PASSWORD_FILE":      "cratestream-kafka",
+		"CRATESTREAM_KAFKA_TLS_CA":             "cratestream-kafka",
+		"CRATESTREAM_REDIS_PASSWORD_FILE":      "cratestream-redis",
+		"CRATESTREAM_CLICKHOUSE_PASSWORD_FILE": "cratestream-clickhouse",
+	}
+	for setting, want := range files {
+		path := env[setting]
+		if path == "" {
+			t.Errorf("%s: secure overlay without %s", where, setting)
+			continue
+		}
+		secret, key, ok := secretFileAt(w.pod.Spec, c, path)
+		switch {
+		case !ok:
+			t.Errorf("%s: %s %s is no file of a Secret mounted in the container and readable by the pod's user", where, setting, path)
+		case secret != want || !slices.Contains(operatorSecrets[secret], key):
+			t.Errorf("%s: %s is key %s of Secret %s, want one of %v of %s", where, setting, key, secret, operatorSecrets[want], want)
+		}
+	}
+	for _, lit := range []string{"CRATESTREAM_KAFKA_PASSWORD", "CRATESTREAM_REDIS_PASSWORD", "CRATESTREAM_CLICKHOUSE_PASSWORD"} {
+		if env[lit] != "" {
+			t.Errorf("%s: %s set: the secure overlay reads passwords from files (%s_FILE)", where, lit, lit)
+		}
+	}
+}
+
+// secretFileAt: the Secret and key a path of a container's mounts is (a
+// secret or projected volume), and whether the pod's user can read it.
+func secretFileAt(pod corev1.PodSpec, c corev1.Container, path string) (secret, key string, ok bool) {
+	for _, m := range c.VolumeMounts {
+		rel, found := strings.CutPrefix(path, strings.TrimSuffix(m.MountPath, "/")+"/")
+		if !found || m.SubPath != "" {
+			continue
+		}
+		for _, v := range pod.Volumes {
+			if v.Name != m.Name {
+				continue
+			}
+			readable := func(mode *int32) bool {
+				return mode == nil || *mode&0o004 != 0 || (pod.SecurityContext != nil && pod.SecurityContext.FSGroup != nil && *mode&0o040 != 0)
+			}
+			if v.Secret != nil && readable(v.Secret.DefaultMode) {
+				for _, it := range v.Secret.Items {
+					if it.Path == rel {
+						return v.Secret.SecretName, it.Key, true
+					}
+				}
+				if len(v.Secret.Items) == 0 {
+					return v.Secret.SecretName, rel, true
+				}
+			}
+			if v.Projected != nil && readable(v.Projected.DefaultMode) {
+				for _, src := range v.Projected.Sources {
+					if src.Secret == nil {
+						continue
+					}
+					for _, it := range src.Secret.Items {
+						if it.Path == rel {
+							return src.Secret.Name, it.Key, true
+						}
+					}
+				}
+			}
+		}
+	}
+	return "", "", false
 }
 
 // readmeListsSecret: a line of the README names the Secret (in backquotes)
