@@ -326,6 +326,11 @@ func parseRow(tr *goquery.Selection, row int) (*pb.Listing, *pb.Seller, error) {
 	if l.Price, err = price(priceSpan); err != nil {
 		return fail(id, "price", err)
 	}
+	// Discogs sells nothing for free or less: a price that is not
+	// positive is a misread, and would rank first in every cart.
+	if l.Price.AmountMinor <= 0 {
+		return fail(id, "price", fmt.Errorf("%s is not positive", money.String(l.Price)))
+	}
 	if l.Shipping, l.ShippingState, err = shipping(cell.Find(".item_shipping").First(), l.Price.Currency); err != nil {
 		return fail(id, "shipping", err)
 	}

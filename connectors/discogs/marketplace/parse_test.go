@@ -510,7 +510,8 @@ func TestParsePriceFormats(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{`<span class="price">about 12 euros</span>`, `<span class="price" data-currency="XXX" data-pricevalue="1.00">$1.00</span>`, `<span class="price">$1.234</span>`} {
+	for _, bad := range []string{`<span class="price">about 12 euros</span>`, `<span class="price" data-currency="XXX" data-pricevalue="1.00">$1.00</span>`, `<span class="price">$1.234</span>`,
+		`<span class="price" data-currency="EUR" data-pricevalue="-3.00">€-3.00</span>`, `<span class="price">$-5.00</span>`, `<span class="price">€0.00</span>`} {
 		if _, err := Parse(strings.NewReader(row(bad, "+$1.00", "")), Options{}); !errors.Is(err, ErrMarkup) {
 			t.Errorf("%s: got %v, want ErrMarkup", bad, err)
 		}
