@@ -103,6 +103,10 @@ var (
 // fragment. The input is decoded as UTF-8 whatever it declares: Discogs
 // serves UTF-8 and the saved fragments carry no charset at all.
 func Parse(r io.Reader, o Options) (*Page, error) {
+	if o.ReleaseID < 0 {
+		// It would be stamped on every listing of the page.
+		return nil, fmt.Errorf("marketplace: Options.ReleaseID %d is not a release id", o.ReleaseID)
+	}
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("read marketplace page: %w", err)

@@ -447,6 +447,12 @@ func TestParseChangedMarkup(t *testing.T) {
 			t.Errorf("got %v, want ErrMarkup", err)
 		}
 	})
+	t.Run("negative release option", func(t *testing.T) {
+		// Found by FuzzParse: the id was stamped on every listing.
+		if p, err := Parse(bytes.NewReader(src), Options{ReleaseID: -42, Now: testNow}); err == nil {
+			t.Errorf("parsed %d listings of release %d, want an error", len(p.Listings), p.ReleaseID)
+		}
+	})
 	t.Run("other release", func(t *testing.T) {
 		_, err := Parse(bytes.NewReader(src), Options{ReleaseID: 1, Now: testNow})
 		if !errors.Is(err, ErrReleaseMismatch) {
