@@ -4,7 +4,7 @@ BIN     ?= cratestream
 # Packages of the stream runtime run under the race detector.
 RACE_PKGS := ./internal/stream/... ./internal/kv/...
 
-.PHONY: all build demo test deps bench generate generate-check lint eval clean
+.PHONY: all build demo test fuzz deps bench generate generate-check lint eval clean
 
 all: build
 
@@ -24,6 +24,23 @@ test:
 	GOOS=darwin $(GO) build ./...
 	$(GO) test -race -timeout 20m $(RACE_PKGS)
 	$(GO) test -timeout 20m $$($(GO) list ./... | grep -v -e /internal/stream -e /internal/kv)
+
+## fuzz: every fuzz target for FUZZTIME each, one after the other (`make
+## test` runs only their seeds: f.Add and testdata/fuzz/<target>). A crash
+## is written to testdata/fuzz/<target>/ of its package: fix it and commit
+## the input as a regression seed. Minimising every input that finds new
+## coverage would take most of a short run on seeds of a few kB, hence
+## FUZZMINIMIZETIME. FUZZFLAGS=-parallel=1 leaves a core free.
+FUZZTIME         ?= 30s
+FUZZMINIMIZETIME ?= 2s
+FUZZFLAGS        ?=
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' cmd connectors internal processors schemas | grep -v /third_party/ | sort); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$t ./$$(dirname $$f)"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $(FUZZFLAGS) ./$$(dirname $$f); \
+		done; \
+	done
 
 ## bench: Go benchmarks, then the end-to-end benchmark commands
 bench: build

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Sessions are stateless tokens: base64url(JSON claims) "." base64url(
@@ -417,6 +419,17 @@ func (s *Server) identity(ctx context.Context, token, secret string) (string, er
 	if err != nil {
 		return "", err
 	}
+	return parseIdentity(body)
+}
+
+// parseIdentity reads the username of an /oauth/identity answer. The
+// username becomes the user id of the session, of Kafka and Redis keys,
+// and the name the sync asks Discogs for, so it is taken only as Discogs
+// would send it: JSON decoding turns invalid UTF-8 and lone surrogates into
+// U+FFFD, which would log two different names in as one user; blank names,
+// outer spaces, control characters, "." and ".." are no Discogs names (the
+// sync refuses the last two).
+func parseIdentity(body []byte) (string, error) {
 	var id struct {
 		ID       int64  `json:"id"`
 		Username string `json:"username"`
@@ -424,10 +437,15 @@ func (s *Server) identity(ctx context.Context, token, secret string) (string, er
 	if err := json.Unmarshal(body, &id); err != nil {
 		return "", fmt.Errorf("identity: %w", err)
 	}
-	if id.Username == "" {
+	name := id.Username
+	switch {
+	case name == "":
 		return "", errors.New("identity without a username")
+	case name == "." || name == ".." || strings.TrimSpace(name) != name ||
+		strings.ContainsRune(name, utf8.RuneError) || strings.ContainsFunc(name, unicode.IsControl):
+		return "", fmt.Errorf("identity: %q is not a Discogs username", name)
 	}
-	return id.Username, nil
+	return name, nil
 }
 
 // DemoLink mints a one-time link that logs in as the demo user (valid for

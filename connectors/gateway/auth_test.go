@@ -339,3 +339,26 @@ func loginCookieOf(t *testing.T, w *httptest.ResponseRecorder) string {
 	t.Fatalf("no %s cookie in %v", loginCookie, w.Header())
 	return ""
 }
+
+// The username of /oauth/identity is a user id everywhere: only a name as
+// Discogs sends it is taken (a blank one was, found by FuzzIdentity).
+func TestParseIdentity(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"id": 1, "username": "example"}`:          "example",
+		`{"id": 1, "username": "J\u00fcrgen_B.-2"}`: "Jürgen_B.-2",
+		`{"username": " "}`:                         "",
+		`{"username": " example"}`:                  "",
+		`{"username": "ex\tample"}`:                 "",
+		`{"username": "ex\u0000ample"}`:             "",
+		"{\"username\": \"ex\xffample\"}":           "", // two such names would be one user
+		`{"username": "ex\ud800ample"}`:             "",
+		`{"username": ".."}`:                        "",
+		`{"username": ""}`:                          "",
+		`{"username": 5}`:                           "",
+	} {
+		got, err := parseIdentity([]byte(body))
+		if got != want || (err == nil) != (want != "") {
+			t.Errorf("%s: %q, %v; want %q", body, got, err, want)
+		}
+	}
+}

@@ -285,6 +285,23 @@ func encodeCursor(pos map[tp]int64) string {
 	return strings.Join(parts, ",")
 }
 
+// isTopicName reports whether s can name a Kafka topic. A cursor naming
+// anything else was not ours, and would not survive being sent back: the
+// id is trimmed, so " a:1:2" after a comma came back as "a:1:2".
+func isTopicName(s string) bool {
+	if s == "" || len(s) > 249 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func decodeCursor(s string) (map[tp]int64, error) {
 	out := make(map[tp]int64)
 	s = strings.TrimSpace(s)
@@ -293,7 +310,7 @@ func decodeCursor(s string) (map[tp]int64, error) {
 	}
 	for _, part := range strings.Split(s, ",") {
 		f := strings.Split(part, ":")
-		if len(f) != 3 || f[0] == "" {
+		if len(f) != 3 || !isTopicName(f[0]) {
 			return nil, fmt.Errorf("event id %q: want <topic>:<partition>:<offset>[,...]", s)
 		}
 		p, err1 := strconv.ParseInt(f[1], 10, 32)

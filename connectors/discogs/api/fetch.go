@@ -91,6 +91,32 @@ func (c *Client) fetchPage(ctx context.Context, l list, username string, page in
 	return w, false, nil
 }
 
+// maxPages bounds the pages of one list: a million items at 100 a page,
+// several times the largest collections on Discogs.
+const maxPages = 10_000
+
+// ErrBadPagination is returned when page 1 declares more pages than its
+// item count fills: fetching them would only add out-of-range requests, and
+// a garbled count ("pages": 2000000000) would keep a sync busy for ever.
+var ErrBadPagination = errors.New("discogs: pagination does not add up")
+
+// checkPages accepts the page count of page 1 when its items fill it, at
+// the per_page Discogs says it used (which is at most what we asked).
+func (c *Client) checkPages(p wirePagination) error {
+	perPage := p.PerPage
+	if perPage < 1 || perPage > c.perPage {
+		perPage = c.perPage
+	}
+	limit := 1
+	if p.Items > 0 {
+		limit = max(limit, (p.Items-1)/perPage+1)
+	}
+	if p.Pages > min(limit, maxPages) {
+		return fmt.Errorf("%w: %d pages for %d items of %d a page (at most %d pages)", ErrBadPagination, p.Pages, p.Items, perPage, maxPages)
+	}
+	return nil
+}
+
 // isOutOfRange recognises {"message": "Page 4 is outside of valid range
 // [1, 3]."}; Discogs sends it with a 404, but the message is what counts.
 func isOutOfRange(e *APIError) bool {
@@ -115,6 +141,9 @@ func (c *Client) fetchAll(ctx context.Context, l list, username string, onPage f
 	first, _, err := c.fetchPage(ctx, l, username, 1)
 	if err != nil {
 		return Summary{}, err
+	}
+	if err := c.checkPages(first.Pagination); err != nil {
+		return Summary{}, fmt.Errorf("discogs: %s of %q, page 1: %w", l, username, err)
 	}
 	acc := &accumulator{
 		l: l, username: username, onPage: onPage,

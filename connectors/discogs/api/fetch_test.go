@@ -3,10 +3,12 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -588,5 +590,34 @@ func TestNewValidates(t *testing.T) {
 	}
 	if got := c.pageURL(listCollection, "a b/c", 2).String(); got != "https://api.discogs.com/users/a%20b%2Fc/collection/folders/0/releases?page=2&per_page=100" {
 		t.Errorf("pageURL = %s", got)
+	}
+}
+
+// roundTrip serves every request from a function, in memory.
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A page 1 that declares more pages than its items fill fails the fetch
+// at once: 1000 pages of nothing took 1000 requests (found by FuzzFetch),
+// and a garbled count would have kept a sync busy for ever.
+func TestFetchBadPagination(t *testing.T) {
+	for _, body := range []string{
+		`{"pagination":{"pages":1000}}`,
+		`{"pagination":{"pages":3,"items":200,"per_page":100}}`,
+		`{"pagination":{"pages":2000000,"items":200000000,"per_page":100}}`,
+	} {
+		requests := 0
+		hc := &http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
+			requests++
+			return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+		})}
+		c, err := New(Config{BaseURL: "https://api.discogs.test", UserAgent: "test/1.0", HTTPClient: hc, Concurrency: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Wantlist(context.Background(), user, nil); !errors.Is(err, ErrBadPagination) || requests != 1 {
+			t.Errorf("%s: %v after %d requests, want ErrBadPagination after 1", body, err, requests)
+		}
 	}
 }

@@ -482,8 +482,13 @@ func (d *Decoder) badRecord(reason string, resync bool) error {
 	d.last = Position{ID: id, Offset: d.recOff}
 	d.bytes.Store(s.offset())
 	d.bad.Add(1)
-	if fatal != nil {
+	switch {
+	case fatal == io.EOF:
 		d.fatal = fatal
+	case fatal != nil:
+		// Through fail, like every fatal error: a gzip stream cut inside
+		// the bad record came back as a bare io.ErrUnexpectedEOF.
+		d.fail(fatal)
 	}
 	return &RecordError{Offset: d.recOff, ID: string(d.recID), Reason: reason, Raw: raw}
 }

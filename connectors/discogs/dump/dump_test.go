@@ -746,3 +746,28 @@ func TestReadAheadStops(t *testing.T) {
 		t.Errorf("%d goroutines after dropping a decoder, %d before", runtime.NumGoroutine(), base)
 	}
 }
+
+// A gzip stream cut inside a bad record ends in ErrTruncated, as
+// everywhere else, not in gzip's bare io.ErrUnexpectedEOF (found by
+// FuzzReleases).
+func TestCutGzipInsideBadRecord(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`<releases><release<` + strings.Repeat("text of a broken record ", 2000)))
+	zw.Close()
+	cut := gz.Bytes()[:gz.Len()/2]
+	d, err := dump.NewReleases(bytes.NewReader(cut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var re *dump.RecordError
+	if _, err := d.NextRelease(); !errors.As(err, &re) {
+		t.Fatalf("first call: %v, want a *RecordError", err)
+	}
+	for range 2 { // and sticky
+		if _, err := d.NextRelease(); !errors.Is(err, dump.ErrTruncated) || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("after the bad record: %v, want ErrTruncated wrapping io.ErrUnexpectedEOF", err)
+		}
+	}
+}

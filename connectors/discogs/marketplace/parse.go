@@ -103,6 +103,10 @@ var (
 // fragment. The input is decoded as UTF-8 whatever it declares: Discogs
 // serves UTF-8 and the saved fragments carry no charset at all.
 func Parse(r io.Reader, o Options) (*Page, error) {
+	if o.ReleaseID < 0 {
+		// It would be stamped on every listing of the page.
+		return nil, fmt.Errorf("marketplace: Options.ReleaseID %d is not a release id", o.ReleaseID)
+	}
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("read marketplace page: %w", err)
@@ -325,6 +329,11 @@ func parseRow(tr *goquery.Selection, row int) (*pb.Listing, *pb.Seller, error) {
 	}
 	if l.Price, err = price(priceSpan); err != nil {
 		return fail(id, "price", err)
+	}
+	// Discogs sells nothing for free or less: a price that is not
+	// positive is a misread, and would rank first in every cart.
+	if l.Price.AmountMinor <= 0 {
+		return fail(id, "price", fmt.Errorf("%s is not positive", money.String(l.Price)))
 	}
 	if l.Shipping, l.ShippingState, err = shipping(cell.Find(".item_shipping").First(), l.Price.Currency); err != nil {
 		return fail(id, "shipping", err)

@@ -447,6 +447,12 @@ func TestParseChangedMarkup(t *testing.T) {
 			t.Errorf("got %v, want ErrMarkup", err)
 		}
 	})
+	t.Run("negative release option", func(t *testing.T) {
+		// Found by FuzzParse: the id was stamped on every listing.
+		if p, err := Parse(bytes.NewReader(src), Options{ReleaseID: -42, Now: testNow}); err == nil {
+			t.Errorf("parsed %d listings of release %d, want an error", len(p.Listings), p.ReleaseID)
+		}
+	})
 	t.Run("other release", func(t *testing.T) {
 		_, err := Parse(bytes.NewReader(src), Options{ReleaseID: 1, Now: testNow})
 		if !errors.Is(err, ErrReleaseMismatch) {
@@ -510,7 +516,8 @@ func TestParsePriceFormats(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{`<span class="price">about 12 euros</span>`, `<span class="price" data-currency="XXX" data-pricevalue="1.00">$1.00</span>`, `<span class="price">$1.234</span>`} {
+	for _, bad := range []string{`<span class="price">about 12 euros</span>`, `<span class="price" data-currency="XXX" data-pricevalue="1.00">$1.00</span>`, `<span class="price">$1.234</span>`,
+		`<span class="price" data-currency="EUR" data-pricevalue="-3.00">€-3.00</span>`, `<span class="price">$-5.00</span>`, `<span class="price">€0.00</span>`} {
 		if _, err := Parse(strings.NewReader(row(bad, "+$1.00", "")), Options{}); !errors.Is(err, ErrMarkup) {
 			t.Errorf("%s: got %v, want ErrMarkup", bad, err)
 		}

@@ -237,8 +237,25 @@ func (s *Scraper) fetchPage(ctx context.Context, release int64, page int, now ti
 		s.cfg.Logger.Debug("page fetch failed; retrying", "url", target, "attempt", attempt+1, "in", backoff, "err", err)
 	}
 	s.m.pages.WithLabelValues("failed").Inc()
+	var pe *parseError
+	if errors.As(last, &pe) && ctx.Err() == nil {
+		// Retrying did not help: the page itself is what the parser
+		// cannot read. Keep it, with the reason, for whoever updates the
+		// parser.
+		s.deadLetterPage(ctx, release, page, target, pe, now)
+	}
 	return nil, fmt.Errorf("fetch %s: %w", target, last)
 }
+
+// parseError is a page that came whole (HTTP 200, full body) but did not
+// parse: its body goes to the dead-letter topic when retries do not help.
+type parseError struct {
+	body []byte
+	err  error
+}
+
+func (e *parseError) Error() string { return "parse: " + e.err.Error() }
+func (e *parseError) Unwrap() error { return e.err }
 
 func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d)/2+1))
@@ -293,7 +310,7 @@ func (s *Scraper) tryPage(ctx context.Context, target string, release int64, now
 		// Markup that does not parse may be a truncated page: retry;
 		// if it persists, the error names what changed.
 		s.m.retries.WithLabelValues("parse").Inc()
-		return nil, 0, fmt.Errorf("parse: %w", err)
+		return nil, 0, &parseError{body: body, err: err}
 	}
 	return p, 0, nil
 }

@@ -329,3 +329,123 @@ func TestScrapeRealPage(t *testing.T) {
 		t.Fatalf("scrape of the real page = %v, %v", done, err)
 	}
 }
+
+// deadLetters reads dlq.v1 until it holds n records (or 30 s pass).
+func (e *env) deadLetters(t *testing.T, n int) []*pb.DeadLetter {
+	t.Helper()
+	rd, err := kgo.NewClient(kgo.SeedBrokers(e.k...), kgo.ConsumeTopics(topics.DeadLetters().Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var out []*pb.DeadLetter
+	deadline := time.Now().Add(30 * time.Second)
+	for len(out) < n && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			dl, err := topics.DeadLetters().Value.Decode(r.Value)
+			if err != nil {
+				t.Errorf("dead letter does not decode: %v", err)
+				return
+			}
+			if string(r.Key) != string(dl.Key) {
+				t.Errorf("dead letter keyed %q holds key %q", r.Key, dl.Key)
+			}
+			out = append(out, dl)
+		})
+		cancel()
+	}
+	return out
+}
+
+// brokenPage is a one-listing page of release in the older markup, with
+// the media grade and the price cell given.
+func brokenPage(release int64, media, price string) string {
+	return `<table class="mpitems"><tbody><tr data-release-id="` + strconv.FormatInt(release, 10) + `">
+		<td class="item_description"><p><a href="/sell/item/42">x</a></p>
+		<p class="item_condition">Media: <span>` + media + `</span> Sleeve: <span>No Cover</span></p></td>
+		<td class="seller_info"><ul><li><span><a href="/seller/someone"><strong>someone</strong></a></span>
+		<span><strong>99.0%</strong>, <a href="/seller/someone/feedback">1 rating</a></span></li>
+		<li><span>Ships From:</span>Japan</li></ul></td>
+		<td class="item_price">` + price + `<span class="item_shipping">+¥500</span></td></tr></tbody></table>`
+}
+
+// Pages the parser cannot read (broken HTML, an unknown grade, a negative
+// price) fail their scrape, touch no listing, and reach dlq.v1 keyed by
+// release with the page and a reason naming what is wrong; so do scrape
+// requests that do not decode or name no release.
+func TestInvalidInputsAreDeadLettered(t *testing.T) {
+	e := setup(t, nil)
+	pages := map[int64]string{
+		7001: `<html><body><h1>Discogs is down for maintenance</h1><table class="other"><tr><td>`,
+		7002: brokenPage(7002, "Excellent", `<span class="price">¥1,500</span>`),
+		7003: brokenPage(7003, "Mint (M)", `<span class="price" data-currency="JPY" data-pricevalue="-1500">¥-1,500</span>`),
+	}
+	want := map[int64]string{7001: "no table.mpitems", 7002: `condition: unknown media grade "Excellent"`, 7003: "price: -1500 JPY is not positive"}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, "/sell/release/"), 10, 64)
+		page, ok := pages[id]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, page)
+	}))
+	defer srv.Close()
+	e.url = srv.URL
+	s := e.scraper(t, 250)
+	ctx := context.Background()
+	for rel := range pages {
+		done, err := s.Scrape(ctx, rel, []string{"req"})
+		if err == nil || done == nil || !strings.Contains(done.Error, want[rel]) || done.ListingsFound != 0 {
+			t.Errorf("scrape of %d = %v, %v; want a failure naming %q", rel, done, err, want[rel])
+		}
+	}
+
+	ctxRun, cancel := context.WithCancel(ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Run(ctxRun, scraper.WorkerConfig{Brokers: e.k}) }()
+	defer func() { cancel(); <-stopped }()
+	noRelease, _ := proto.Marshal(&pb.ScrapeRequest{RequestId: "q0", ReleaseId: 0})
+	produce := []*kgo.Record{
+		{Topic: topics.ScrapeRequests().Name, Key: []byte("garbage"), Value: []byte{0xff, 0xff, 0xff}},
+		{Topic: topics.ScrapeRequests().Name, Key: []byte("0"), Value: noRelease},
+	}
+	if err := e.cl.ProduceSync(ctx, produce...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	got := map[string]*pb.DeadLetter{}
+	for _, dl := range e.deadLetters(t, 5) {
+		got[string(dl.Key)] = dl
+	}
+	if len(got) != 5 {
+		t.Fatalf("%d dead letters, want 5: %v", len(got), got)
+	}
+	for rel, page := range pages {
+		dl := got[strconv.FormatInt(rel, 10)]
+		if dl == nil {
+			t.Errorf("no dead letter for the page of %d", rel)
+			continue
+		}
+		if dl.Processor != "scraper" || dl.ReasonClass != "invalid" || string(dl.Value) != page ||
+			!strings.Contains(dl.Reason, want[rel]) || !strings.Contains(dl.Reason, "/sell/release/"+strconv.FormatInt(rel, 10)) {
+			t.Errorf("dead letter of %d: %v", rel, dl)
+		}
+	}
+	for key, c := range map[string]struct {
+		value         []byte
+		class, reason string
+	}{"garbage": {[]byte{0xff, 0xff, 0xff}, "decode", "undecodable scrape request: proto:"}, "0": {noRelease, "invalid", `scrape request "q0": release id 0 is not positive`}} {
+		dl := got[key]
+		if dl == nil || dl.Processor != "scraper" || dl.ReasonClass != c.class || dl.Topic != topics.ScrapeRequests().Name ||
+			string(dl.Value) != string(c.value) || !strings.Contains(dl.Reason, c.reason) {
+			t.Errorf("dead letter of request %q: %v", key, dl)
+		}
+	}
+	// A failed scrape leaves the release stale.
+	fresh, err := e.rds.LastScraped(ctx, []int64{7001, 7002, 7003})
+	if err != nil || len(fresh) != 0 {
+		t.Errorf("freshness %v, %v: failed scrapes made releases fresh", fresh, err)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
@@ -40,8 +42,13 @@ func (s *Scraper) scrapeBatch(ctx context.Context, recs []*kgo.Record) {
 	byRelease := make(map[int64][]string)
 	for _, r := range recs {
 		var req pb.ScrapeRequest
-		if err := proto.Unmarshal(r.Value, &req); err != nil || req.ReleaseId <= 0 {
-			s.deadLetter(ctx, r, fmt.Errorf("undecodable scrape request or bad release id: %v", err))
+		if err := proto.Unmarshal(r.Value, &req); err != nil {
+			s.deadLetter(ctx, r, "decode", fmt.Errorf("undecodable scrape request: %w", err))
+			continue
+		}
+		if req.ReleaseId <= 0 {
+			// The reason said "<nil>" when this shared the decode branch.
+			s.deadLetter(ctx, r, "invalid", fmt.Errorf("scrape request %q: release id %d is not positive", req.RequestId, req.ReleaseId))
 			continue
 		}
 		byRelease[req.ReleaseId] = append(byRelease[req.ReleaseId], req.RequestId)
@@ -62,9 +69,41 @@ func (s *Scraper) scrapeBatch(ctx context.Context, recs []*kgo.Record) {
 	wg.Wait()
 }
 
-func (s *Scraper) deadLetter(ctx context.Context, r *kgo.Record, reason error) {
-	dl := stream.NewDeadLetter(r, "scraper", "decode", reason, s.cfg.Now(), 900<<10)
+func (s *Scraper) deadLetter(ctx context.Context, r *kgo.Record, class string, reason error) {
+	dl := stream.NewDeadLetter(r, "scraper", class, reason, s.cfg.Now(), maxDeadPage)
 	b, _ := proto.Marshal(dl)
 	s.cfg.Producer.Produce(ctx, &kgo.Record{Topic: topics.DeadLetters().Name, Key: r.Key, Value: b}, nil)
 	s.cfg.Logger.Warn("dead letter", "topic", r.Topic, "offset", r.Offset, "reason", reason)
+}
+
+// maxDeadPage bounds the page kept in a dead letter, under the broker's
+// default message size (1 MiB) with room for the rest.
+const maxDeadPage = 900 << 10
+
+// deadLetterPage sends a page the parser could not read to the dead-letter
+// topic: keyed by release id like the listings, the page as value (when
+// it fits), the URL and the parser's reason (row and field) as reason. No
+// topic or offset: the input was a web page, not a record.
+func (s *Scraper) deadLetterPage(ctx context.Context, release int64, page int, url string, pe *parseError, now time.Time) {
+	dl := &pb.DeadLetter{
+		EventId:      fmt.Sprintf("scraper/page/%d/%d/%d", release, page, now.UnixMilli()),
+		EventTimeMs:  s.cfg.Now().UnixMilli(),
+		Key:          []byte(strconv.FormatInt(release, 10)),
+		Value:        pe.body,
+		Reason:       fmt.Sprintf("parse %s: %v", url, pe.err),
+		Processor:    "scraper",
+		ReasonClass:  "invalid",
+		RecordTimeMs: now.UnixMilli(),
+	}
+	if len(pe.body) > maxDeadPage {
+		dl.Value = nil
+		dl.Reason += " (page not kept: too large)"
+	}
+	b, err := proto.Marshal(dl)
+	if err != nil {
+		s.cfg.Logger.Error("dead letter of a page does not encode", "url", url, "err", err)
+		return
+	}
+	s.cfg.Producer.Produce(ctx, &kgo.Record{Topic: topics.DeadLetters().Name, Key: dl.Key, Value: b}, nil)
+	s.cfg.Logger.Warn("dead letter", "url", url, "reason", pe.err)
 }
