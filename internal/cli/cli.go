@@ -41,6 +41,7 @@ func commands() []command {
 		queryCommand(),
 		evalCommand(),
 		trainCommand(),
+		devCommand(),
 	}
 }
 
