@@ -19,7 +19,7 @@ demo: build
 
 ## test: every test; installs what it needs (CI=true makes missing servers fatal)
 test:
-	@CRATESTREAM_DEPS_REQUIRED=$(if $(filter true,$(CI)),1,0) scripts/install-deps.sh --browser
+	@CRATESTREAM_DEPS_REQUIRED=$(if $(filter true,$(CI)),1,0) scripts/install-deps.sh --test
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m $(RACE_PKGS)
 	$(GO) test -timeout 20m $$($(GO) list ./... | grep -v -e /internal/stream -e /internal/kv)

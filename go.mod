@@ -117,3 +117,5 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 )
+
+replace github.com/twmb/franz-go/pkg/kfake => ./internal/third_party/kfake

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the servers cratestream's tests and demo run as child processes:
-# clickhouse-server and redis-server, and with --browser (make test) the
-# chromium the web UI's browser test drives, from Debian's apt, when missing
-# and this user can install packages. Never fails the caller unless
+# clickhouse-server and redis-server, and with --test (make test) the
+# clients the tests drive: chromium for the web UI's browser test and kcat
+# (librdkafka) for the external-client test; from Debian's apt, when missing
+# and this user can install packages. --browser is the old name of --test. Never fails the caller unless
 # CRATESTREAM_DEPS_REQUIRED=1 (make test under CI=true): the demo runs
 # without ClickHouse and with an in-process Redis when they cannot be had.
 set -uo pipefail
@@ -10,9 +11,12 @@ set -uo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server clickhouse-client)
-if [ "${1:-}" = --browser ]; then
+case "${1:-}" in
+--test | --browser)
   command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
-fi
+  command -v kcat >/dev/null 2>&1 || [ -x /usr/bin/kcat ] || missing+=(kcat)
+  ;;
+esac
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 fail() {

@@ -35,6 +35,61 @@ type cartEnv struct {
 	state   string
 	results *kgo.Client
 	seen    map[string][]*pb.CartResult
+	at      time.Time // the fake marketplace's clock
+}
+
+// newCartEnv is the stack the cart tests run the pipeline on: the embedded
+// Kafka with every topic and the ECB rates, a private Redis and a fake
+// marketplace of 60 releases at a fixed time.
+func newCartEnv(ctx context.Context, t *testing.T) *cartEnv {
+	t.Helper()
+	e := &cartEnv{t: t, k: testutil.Kafka(t).Addrs(), redis: testutil.Redis(t), state: t.TempDir(),
+		seen: map[string][]*pb.CartResult{}, at: time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)}
+	var err error
+	if e.cl, err = kgo.NewClient(kgo.SeedBrokers(e.k...), kgo.MetadataMinAge(100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.cl.Close)
+	if _, err := stream.CreateTopics(ctx, kadm.NewClient(e.cl), topics.Catalogue(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := produceRates(ctx, e.cl, ecb.Default()); err != nil {
+		t.Fatal(err)
+	}
+	if e.fake, err = fakemarket.New(fakemarket.Config{NumReleases: 60, Seed: 9, Clock: func() time.Time { return e.at }}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// busiest returns the n releases with the most listings, most first: a
+// wantlist of them always finds sellers.
+func (e *cartEnv) busiest(n int) []int64 {
+	rs := e.fake.Releases()
+	listings := map[int64]int{}
+	for _, r := range rs {
+		listings[r] = len(e.fake.Listings(r, e.at))
+	}
+	sort.SliceStable(rs, func(i, j int) bool { return listings[rs[i]] > listings[rs[j]] })
+	return rs[:n]
+}
+
+// wantAdds are the interactions of user adding releases to the wantlist,
+// in order.
+func wantAdds(user string, releases []int64) []*pb.Interaction {
+	var ins []*pb.Interaction
+	for i, r := range releases {
+		ins = append(ins, &pb.Interaction{EventId: "w" + strconv.Itoa(i), EventTimeMs: int64(1000 + i),
+			UserId: user, ReleaseId: r, Kind: pb.InteractionKind_INTERACTION_KIND_WANT_ADD})
+	}
+	return ins
+}
+
+// cartRequest asks for the top five carts of user within 500 EUR, from the
+// wantlist only.
+func cartRequest(id, user string) *pb.CartRequest {
+	return &pb.CartRequest{RequestId: id, UserId: user, EventTimeMs: time.Now().UnixMilli(),
+		Criteria: &pb.CartCriteria{Budget: &pb.Money{AmountMinor: 50000, Currency: "EUR"}, MinQty: 1, WantlistRatio: 1, TopN: 5}}
 }
 
 func (e *cartEnv) deps(ctx context.Context) *deps {
@@ -122,19 +177,8 @@ func TestCartsEndToEnd(t *testing.T) {
 		ctx, cancel = context.WithDeadline(ctx, d.Add(-30*time.Second))
 		defer cancel()
 	}
-	k := testutil.Kafka(t)
-	e := &cartEnv{t: t, k: k.Addrs(), redis: testutil.Redis(t), state: t.TempDir(), seen: map[string][]*pb.CartResult{}}
+	e := newCartEnv(ctx, t)
 	var err error
-	if e.cl, err = kgo.NewClient(kgo.SeedBrokers(e.k...), kgo.MetadataMinAge(100*time.Millisecond)); err != nil {
-		t.Fatal(err)
-	}
-	defer e.cl.Close()
-	if _, err := stream.CreateTopics(ctx, kadm.NewClient(e.cl), topics.Catalogue(), 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := produceRates(ctx, e.cl, ecb.Default()); err != nil {
-		t.Fatal(err)
-	}
 	if e.rds, err = redis.Open(ctx, redis.Options{Addr: e.redis}); err != nil {
 		t.Fatal(err)
 	}
@@ -143,58 +187,20 @@ func TestCartsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.results.Close()
-	at := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
-	if e.fake, err = fakemarket.New(fakemarket.Config{NumReleases: 60, Seed: 9, Clock: func() time.Time { return at }}); err != nil {
-		t.Fatal(err)
-	}
 
 	// alice wants the eight releases with the most listings.
-	releases := e.fake.Releases()
-	type relN struct {
-		id int64
-		n  int
-	}
-	var rs []relN
-	for _, r := range releases {
-		rs = append(rs, relN{r, len(e.fake.Listings(r, at))})
-	}
-	sort.SliceStable(rs, func(i, j int) bool { return rs[i].n > rs[j].n })
 	wanted := map[int64]bool{}
-	for i, r := range rs[:8] {
-		wanted[r.id] = true
-		e.produce(topics.Interactions().Name, "alice", &pb.Interaction{EventId: "w" + strconv.Itoa(i), EventTimeMs: int64(1000 + i),
-			UserId: "alice", ReleaseId: r.id, Kind: pb.InteractionKind_INTERACTION_KIND_WANT_ADD})
+	busiest := e.busiest(8)
+	for _, r := range busiest {
+		wanted[r] = true
+	}
+	for _, in := range wantAdds("alice", busiest) {
+		e.produce(topics.Interactions().Name, "alice", in)
 	}
 	_, stopMain := e.start(ctx, "profile", "recommend", "scraper", "cartbuilder")
 
-	request := func(id string) {
-		e.produce(topics.CartRequests().Name, "alice", &pb.CartRequest{RequestId: id, UserId: "alice", EventTimeMs: time.Now().UnixMilli(),
-			Criteria: &pb.CartCriteria{Budget: &pb.Money{AmountMinor: 50000, Currency: "EUR"}, MinQty: 1, WantlistRatio: 1, TopN: 5}})
-	}
-	// The candidates must exist before the request (a request with none
-	// fails): wait for the recommend processor's output.
-	cands, err := kgo.NewClient(kgo.SeedBrokers(e.k...), kgo.ConsumeTopics(topics.UserCandidates().Name), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seen *kgo.Record
-	for n := 0; n < 8 && ctx.Err() == nil; {
-		pctx, pcancel := context.WithTimeout(ctx, time.Second)
-		cands.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
-			var c pb.Candidates
-			if proto.Unmarshal(r.Value, &c) == nil {
-				n, seen = len(c.Candidates), r
-			}
-		})
-		pcancel()
-	}
-	cands.Close()
-	// ... and the cart builder must have read them (another topic than
-	// the requests: no order between the two).
-	if seen == nil {
-		t.Fatal("no candidates for alice")
-	}
-	e.waitConsumed(ctx, cartbuilder.Name, seen)
+	request := func(id string) { e.produce(topics.CartRequests().Name, "alice", cartRequest(id, "alice")) }
+	e.waitCandidates(ctx, "alice", 8)
 
 	request("cart-1")
 	res := e.result(ctx, "cart-1")
@@ -276,6 +282,34 @@ func TestCartsEndToEnd(t *testing.T) {
 			t.Errorf("%s answered %d times", id, n)
 		}
 	}
+}
+
+// waitCandidates waits until the recommend processor has published at
+// least n candidates for user and the cart builder has read them: a request
+// with none fails, and candidates and requests are different topics, with
+// no order between them.
+func (e *cartEnv) waitCandidates(ctx context.Context, user string, n int) {
+	e.t.Helper()
+	cands, err := kgo.NewClient(kgo.SeedBrokers(e.k...), kgo.ConsumeTopics(topics.UserCandidates().Name), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer cands.Close()
+	var seen *kgo.Record
+	for got := 0; got < n; {
+		if ctx.Err() != nil {
+			e.t.Fatalf("%d candidates for %s, want %d", got, user, n)
+		}
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		cands.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+			var c pb.Candidates
+			if proto.Unmarshal(r.Value, &c) == nil && c.UserId == user {
+				got, seen = len(c.Candidates), r
+			}
+		})
+		pcancel()
+	}
+	e.waitConsumed(ctx, cartbuilder.Name, seen)
 }
 
 // waitConsumed waits until group has committed past rec.

@@ -45,6 +45,12 @@ func TestUsageAndErrors(t *testing.T) {
 	if _, errs, code := run(t, "run", "--brokers", "x:1", "nosuch"); code != 2 || !strings.Contains(errs, "unknown service") {
 		t.Fatalf("unknown service: %d %q", code, errs)
 	}
+	// The cart builder's one result per request needs its transactions:
+	// the mode flag must not silently change nothing, nor weaken it.
+	if _, errs, code := run(t, "run", "--brokers", "x:1", "--http", "127.0.0.1:0", "--mode", "at-least-once", "cartbuilder"); code != 2 ||
+		!strings.Contains(errs, "cartbuilder runs exactly-once only") {
+		t.Fatalf("cartbuilder at-least-once: %d %q", code, errs)
+	}
 }
 
 func TestTopicsCreateAndCheckDrift(t *testing.T) {

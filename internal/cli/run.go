@@ -59,9 +59,13 @@ and key lookups under /v1/stores/<processor>/<store>/<base64url key>.`,
 			InstanceID:     set.instance,
 			StateDir:       set.stateDir,
 			CommitInterval: set.commitEvery,
-			AdvertiseAddr:  ops.AdvertiseAddr(bound, set.advertiseHost),
-			Logger:         env.Logger,
-			Metrics:        srv.Registry,
+			SessionTimeout: set.sessionTimeout,
+			// Honoured only when set: the chaos suite's way to kill a
+			// processor inside a transaction.
+			Failpoints:    env.Getenv("CRATESTREAM_FAILPOINT"),
+			AdvertiseAddr: ops.AdvertiseAddr(bound, set.advertiseHost),
+			Logger:        env.Logger,
+			Metrics:       srv.Registry,
 		}}
 		defer d.close()
 		env.Logger.Info("cratestream running", "services", fs.Args(), "brokers", bs, "ops", "http://"+bound)

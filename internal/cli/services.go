@@ -39,8 +39,11 @@ type service struct {
 	name    string
 	summary string
 	// processor services
-	mode  stream.Mode
-	build func(d *deps, mode stream.Mode) (*stream.Processor, error)
+	mode stream.Mode
+	// fixedMode: the processor's guarantees need its mode; --mode may
+	// not change it.
+	fixedMode bool
+	build     func(d *deps, mode stream.Mode) (*stream.Processor, error)
 	// worker services
 	run func(ctx context.Context, d *deps) error
 	// hidden services are for tests (the chaos suite): runnable, but not
@@ -57,6 +60,7 @@ type settings struct {
 	advertiseHost  string
 	mode           string
 	commitEvery    time.Duration
+	sessionTimeout time.Duration
 	onDiskCache    int64
 	redisAddr      string
 	clickhouseAddr string
@@ -83,6 +87,7 @@ func (s *settings) register(fs *flag.FlagSet, env *Env) {
 	fs.StringVar(&s.advertiseHost, "advertise-host", envOr(env, "CRATESTREAM_ADVERTISE_HOST", host), "host other instances use to reach this one's ops server")
 	fs.StringVar(&s.mode, "mode", "", "override the processors' delivery mode: exactly-once or at-least-once")
 	fs.DurationVar(&s.commitEvery, "commit-interval", 100*time.Millisecond, "how often state and offsets commit")
+	fs.DurationVar(&s.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent instance before moving its partitions (at least the brokers' group.min.session.timeout.ms, 6s by default)")
 	fs.Int64Var(&s.onDiskCache, "on-disk-cache", 0, "keep stores on disk (Pebble) with this block cache in bytes; 0 keeps them in memory")
 	fs.StringVar(&s.redisAddr, "redis", env.Getenv("CRATESTREAM_REDIS"), "Redis host:port (env CRATESTREAM_REDIS); scraper and importer need it")
 	fs.StringVar(&s.clickhouseAddr, "clickhouse", env.Getenv("CRATESTREAM_CLICKHOUSE"), "ClickHouse native host:port (env CRATESTREAM_CLICKHOUSE); the sink needs it")
@@ -219,6 +224,10 @@ func services() []service {
 		},
 		{
 			name: cartbuilder.Name, summary: "cart-requests.v1 + user-candidates.v1 + listing table -> scrape requests, carts.v1 (needs --redis)", mode: stream.ExactlyOnce,
+			// One CartResult per request id across crashes rests on
+			// the result, the status and the completion marker
+			// committing together.
+			fixedMode: true,
 			build: func(d *deps, mode stream.Mode) (*stream.Processor, error) {
 				rds, err := d.redis(context.Background())
 				if err != nil {
@@ -429,6 +438,9 @@ func startServices(ctx context.Context, d *deps, names []string) error {
 			m, err := stream.ParseMode(d.set.mode)
 			if err != nil {
 				return usagef("%v", err)
+			}
+			if svc.fixedMode && m != svc.mode {
+				return usagef("--mode %s: %s runs %s only (exactly one result per request rests on its transactions)", m, n, svc.mode)
 			}
 			mode = m
 		}

@@ -6,24 +6,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/cratestream/cratestream/connectors/discogs/fakemarket"
-	"github.com/cratestream/cratestream/connectors/ecb"
 	"github.com/cratestream/cratestream/connectors/gateway"
 	"github.com/cratestream/cratestream/internal/embedded"
-	"github.com/cratestream/cratestream/internal/stream"
 	"github.com/cratestream/cratestream/internal/testutil"
-	"github.com/cratestream/cratestream/processors/cartbuilder"
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 	"github.com/cratestream/cratestream/schemas/topics"
 )
@@ -57,38 +49,13 @@ func TestWebUIEndToEnd(t *testing.T) {
 	browser := chromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	k := testutil.Kafka(t)
-	e := &cartEnv{t: t, k: k.Addrs(), redis: testutil.Redis(t), state: t.TempDir()}
-	var err error
-	if e.cl, err = kgo.NewClient(kgo.SeedBrokers(e.k...), kgo.MetadataMinAge(100*time.Millisecond)); err != nil {
-		t.Fatal(err)
-	}
-	defer e.cl.Close()
-	if _, err := stream.CreateTopics(ctx, kadm.NewClient(e.cl), topics.Catalogue(), 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := produceRates(ctx, e.cl, ecb.Default()); err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
-	if e.fake, err = fakemarket.New(fakemarket.Config{NumReleases: 60, Seed: 9, Clock: func() time.Time { return at }}); err != nil {
-		t.Fatal(err)
-	}
+	e := newCartEnv(ctx, t)
 
 	// The demo user wants the eight releases with the most listings.
 	const user = "user1"
-	type relN struct {
-		id int64
-		n  int
-	}
-	var rs []relN
-	for _, r := range e.fake.Releases() {
-		rs = append(rs, relN{r, len(e.fake.Listings(r, at))})
-	}
-	sort.SliceStable(rs, func(i, j int) bool { return rs[i].n > rs[j].n })
-	for i, r := range rs[:8] {
-		e.produce(topics.Interactions().Name, user, &pb.Interaction{EventId: "w" + strconv.Itoa(i), EventTimeMs: int64(1000 + i),
-			UserId: user, ReleaseId: r.id, Kind: pb.InteractionKind_INTERACTION_KIND_WANT_ADD})
+	busiest := e.busiest(8)
+	for _, in := range wantAdds(user, busiest) {
+		e.produce(topics.Interactions().Name, user, in)
 	}
 	// The catalogue (releases.v1), which the gateway shows titles from.
 	var releases []*pb.Release
@@ -137,26 +104,7 @@ func TestWebUIEndToEnd(t *testing.T) {
 	}
 
 	// A cart request needs the user's candidates: wait for them.
-	cands, err := kgo.NewClient(kgo.SeedBrokers(e.k...), kgo.ConsumeTopics(topics.UserCandidates().Name), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var candRec *kgo.Record
-	for n := 0; n < 8 && ctx.Err() == nil; {
-		pctx, pcancel := context.WithTimeout(ctx, time.Second)
-		cands.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
-			var c pb.Candidates
-			if proto.Unmarshal(r.Value, &c) == nil && c.UserId == user {
-				n, candRec = len(c.Candidates), r
-			}
-		})
-		pcancel()
-	}
-	cands.Close()
-	if candRec == nil {
-		t.Fatalf("no candidates for %s", user)
-	}
-	e.waitConsumed(ctx, cartbuilder.Name, candRec) // the cart builder has them too
+	e.waitCandidates(ctx, user, 8)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
 		chromedp.WindowSize(1280, 1000), chromedp.UserDataDir(t.TempDir()))
@@ -303,7 +251,7 @@ func TestWebUIEndToEnd(t *testing.T) {
 	}
 	if withCH {
 		waitFor("market charts", `String(document.querySelectorAll("#chart-grades svg rect").length > 0 && document.querySelectorAll("#chart-countries svg rect").length > 0)`, 20*time.Second, true)
-		do("price distribution", chromedp.SetValue(`#price-form input[name=release]`, strconv.FormatInt(rs[0].id, 10)), chromedp.Click(`#price-form button`))
+		do("price distribution", chromedp.SetValue(`#price-form input[name=release]`, strconv.FormatInt(busiest[0], 10)), chromedp.Click(`#price-form button`))
 		waitFor("price box plot", `String(document.querySelectorAll("#chart-prices svg rect").length > 0)`, 10*time.Second, false)
 	} else if got := eval(`document.querySelector("#chart-grades").textContent`); !strings.Contains(got, "ClickHouse") {
 		t.Errorf("market chart without ClickHouse says %q", got)

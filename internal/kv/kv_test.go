@@ -188,3 +188,41 @@ func TestMemoryGetSurvivesCompaction(t *testing.T) {
 		t.Fatalf("held value changed to %.10q", v)
 	}
 }
+
+// A store whose keys were all deleted keeps slots on its free list; a
+// Reserve (a restore of the changelog tail after a rebalance) must not leave
+// that free list pointing past the new slot list.
+func TestMemoryReserveAfterDeletes(t *testing.T) {
+	s := NewMemory()
+	b := NewBatch()
+	b.Put([]byte("req-1"), []byte("pending"))
+	b.Put([]byte("req-2"), []byte("pending"))
+	if err := s.Apply(b); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	b.Delete([]byte("req-1"))
+	b.Delete([]byte("req-2"))
+	if err := s.Apply(b); err != nil {
+		t.Fatal(err)
+	}
+	s.Reserve(10)
+	for i := range 3 {
+		b.Reset()
+		k := fmt.Sprintf("req-%d", 3+i)
+		b.Put([]byte(k), []byte("pending"))
+		if err := s.Apply(b); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok, err := s.Get([]byte(k)); err != nil || !ok || string(v) != "pending" {
+			t.Fatalf("%s = %q, %v, %v", k, v, ok, err)
+		}
+	}
+	if s.Len() != 3 {
+		t.Fatalf("len = %d, want 3", s.Len())
+	}
+	var n int
+	if err := s.Range(nil, func(_, _ []byte) error { n++; return nil }); err != nil || n != 3 {
+		t.Fatalf("range saw %d keys (%v), want 3", n, err)
+	}
+}

@@ -47,13 +47,17 @@ func NewMemory() *Memory {
 }
 
 // Reserve sizes an empty store's index for n keys, so a restore does not
-// rehash it again and again as it grows.
+// rehash it again and again as it grows. An empty store may still hold the
+// slots, free list and chunks of keys it once had (all deleted): they go
+// with the index, since the free list names slots of the old slot list.
 func (s *Memory) Reserve(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.n == 0 && n > 0 {
 		s.index = make(map[uint64]uint32, n)
 		s.slots = make([]slot, 0, n)
+		s.over, s.free, s.chunks = nil, nil, nil
+		s.live, s.garbage = 0, 0
 	}
 }
 

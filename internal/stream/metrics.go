@@ -21,6 +21,7 @@ type metrics struct {
 	retries       *prometheus.CounterVec
 	tasks         prometheus.Gauge
 	timersFired   prometheus.Counter
+	sessionFails  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, processor string) *metrics {
@@ -72,6 +73,9 @@ func newMetrics(reg prometheus.Registerer, processor string) *metrics {
 		})),
 		timersFired: reg1(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cratestream_timers_fired_total", Help: "Timers whose deadline passed and whose callback ran.",
+		})),
+		sessionFails: reg1(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cratestream_session_failures_total", Help: "Sessions (Kafka clients and group membership) that failed and were restarted.",
 		})),
 	}
 	return m

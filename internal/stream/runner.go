@@ -69,6 +69,19 @@ type Config struct {
 	// ProducerLinger is the producers' linger. Default 1ms: outputs are
 	// visible within milliseconds and batches still form under load.
 	ProducerLinger time.Duration
+	// SessionTimeout is how long the group waits for a silent member
+	// before moving its partitions. Default 10s (Kafka's 45s is a long
+	// outage for a killed instance that is not restarted); brokers
+	// refuse less than their group.min.session.timeout.ms (6s by
+	// default). Members are static (their group instance id is
+	// InstanceID), so a killed instance restarted within the timeout
+	// gets its partitions back at once, without a rebalance.
+	SessionTimeout time.Duration
+	// Failpoints makes the process kill itself (SIGKILL) at the n-th hit
+	// of a named point: "eos-before-end:3,alo-before-commit:1". For the
+	// chaos suite only; empty (the default) disables them. See
+	// failpoint.go for the names.
+	Failpoints string
 }
 
 func (c *Config) defaults() error {
@@ -117,6 +130,9 @@ func (c *Config) defaults() error {
 	}
 	if c.ProducerLinger == 0 {
 		c.ProducerLinger = time.Millisecond
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 10 * time.Second
 	}
 	return nil
 }
@@ -198,9 +214,28 @@ type Runner struct {
 	restoredN    atomic.Int64
 	lastRestore  atomic.Int64
 	lastRestored atomic.Int64
+	sessionFails atomic.Int64
 
 	lookupOnce sync.Once
 	lk         *lookupState
+
+	fail *failpoints
+
+	// cbMu guards inEnd and released. While the loop is inside the
+	// session's End, a revoke or lost callback must not wait for r.mu:
+	// kgo runs it holding the session's lock that End needs, and End may
+	// be waiting for exactly that callback (see endTxn). It leaves its
+	// partitions in released instead, for the loop to drop once End
+	// returned.
+	cbMu     sync.Mutex
+	inEnd    bool
+	released []release
+}
+
+// release is a revoke or lost callback the loop has still to apply.
+type release struct {
+	parts map[string][]int32
+	kind  string
 }
 
 // NewRunner prepares p to run with cfg.
@@ -249,6 +284,14 @@ func NewRunner(p *Processor, cfg Config) (*Runner, error) {
 	if len(r.inputs) == 0 {
 		return nil, fmt.Errorf("processor %s has no inputs", p.name)
 	}
+	if cfg.Failpoints != "" {
+		fp, err := parseFailpoints(cfg.Failpoints)
+		if err != nil {
+			return nil, err
+		}
+		r.fail = fp
+		r.log.Warn("failpoints armed: this process will SIGKILL itself", "failpoints", cfg.Failpoints)
+	}
 	r.ctx.r = r
 	return r, nil
 }
@@ -286,6 +329,8 @@ type Stats struct {
 	// tasks and LastRestored the records it replayed.
 	LastRestore  time.Duration
 	LastRestored int64
+	// SessionFailures counts sessions that failed and were restarted.
+	SessionFailures int64
 }
 
 // Stats returns the runner's counters.
@@ -294,7 +339,7 @@ func (r *Runner) Stats() Stats {
 	n := len(r.tasks)
 	r.mu.Unlock()
 	return Stats{Processed: r.processed.Load(), DeadLetters: r.dlqCount.Load(), Restored: r.restoredN.Load(), Tasks: n,
-		LastRestore: time.Duration(r.lastRestore.Load()), LastRestored: r.lastRestored.Load()}
+		LastRestore: time.Duration(r.lastRestore.Load()), LastRestored: r.lastRestored.Load(), SessionFailures: r.sessionFails.Load()}
 }
 
 // Run processes until ctx is canceled, then commits, leaves the group and
@@ -320,11 +365,22 @@ func (r *Runner) Run(ctx context.Context) error {
 			return nil
 		}
 		var ce *configError
-		if errors.As(err, &ce) {
+		var pe *panicError
+		switch {
+		case errors.As(err, &ce):
+			r.fatal.Store(&err)
+			return err
+		case errors.As(err, &pe):
+			// A bug, not a fault of the world: the state it left
+			// cannot be trusted, so the process ends (and its
+			// supervisor restarts it from the changelogs).
+			r.log.Error("processing loop panicked; stopping", "panic", pe.value, "stack", string(pe.stack))
 			r.fatal.Store(&err)
 			return err
 		}
 		r.log.Error("session failed; restarting", "err", err, "backoff", backoff)
+		r.sessionFails.Add(1)
+		r.m.sessionFails.Inc()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -367,6 +423,16 @@ type configError struct{ err error }
 func (e *configError) Error() string { return e.err.Error() }
 func (e *configError) Unwrap() error { return e.err }
 
+// panicError is a panic of the processing loop outside a handler (a
+// handler's panic dead-letters its record): a bug in the runtime, a codec or
+// a store.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("processing loop panicked: %v", e.value) }
+
 func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
@@ -387,6 +453,7 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 	}
 	r.adm = kadm.NewClient(adm)
 	defer adm.Close()
+	defer r.leaveIfStopping(ctx)
 
 	if err := r.prepareTopics(ctx); err != nil {
 		return err
@@ -405,6 +472,9 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		kgo.RecordPartitioner(newTaskPartitioner(changelogs)),
 		kgo.ConsumerGroup(r.p.name),
 		kgo.ConsumeTopics(topics...),
+		kgo.InstanceID(r.cfg.InstanceID),
+		kgo.SessionTimeout(r.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, r.cfg.SessionTimeout/5)),
 		// Tasks are partition numbers shared by every co-partitioned
 		// input, so all inputs' partition p must go to one member: the
 		// range assignor does exactly that.
@@ -557,6 +627,25 @@ func checkCoPartitioned(proc string, counts map[string]int32) error {
 	return nil
 }
 
+// leaveIfStopping takes this instance out of its group when the run is
+// stopping cleanly. A static member's Close does not leave (so that a crash
+// and restart keeps the assignment without a rebalance); a deliberate stop
+// should hand its partitions over now, not after the session timeout.
+func (r *Runner) leaveIfStopping(ctx context.Context) {
+	if ctx.Err() == nil || r.killed.Load() {
+		return
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	resp, err := r.adm.LeaveGroup(lctx, kadm.LeaveGroup(r.p.name).InstanceIDs(r.cfg.InstanceID).Reason("instance stopping"))
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		r.log.Warn("leave group; the partitions move after the session timeout", "err", err, "session_timeout", r.cfg.SessionTimeout)
+	}
+}
+
 func (r *Runner) closeClient() {
 	if r.bcl != nil {
 		r.bcl.Close()
@@ -626,13 +715,28 @@ func (r *Runner) loop(ctx context.Context) error {
 		})
 		_ = fetchErr // retriable fetch errors are retried by the client
 
-		r.mu.Lock()
-		err := r.iterate(ctx, fs)
-		r.mu.Unlock()
-		if err != nil {
+		if err := r.iterateLocked(ctx, fs); err != nil {
 			return err
 		}
 	}
+}
+
+// iterateLocked runs iterate under r.mu. A panic there cannot be handled
+// (iterate may have half-changed the tasks' state): it becomes the session's
+// error, with the lock released on the way out, since the group's revoke
+// callback, run when the client closes, waits for it.
+func (r *Runner) iterateLocked(ctx context.Context, fs kgo.Fetches) (err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	defer func() {
+		if p := recover(); p != nil {
+			err = &panicError{value: p, stack: debug.Stack()}
+			// Nothing may commit what the panic left: the revoke
+			// callback of the client's close checks this.
+			r.setFatal(err)
+		}
+	}()
+	return r.iterate(ctx, fs)
 }
 
 // nextWake is how long a poll may block: until the next commit is due, the
@@ -929,8 +1033,12 @@ func (r *Runner) commitTxn(ctx context.Context) error {
 			r.log.Warn("produce failed; aborting the transaction", "err", perr)
 			try = kgo.TryAbort
 		}
-		ok, err := r.sess.End(ctx, try)
+		r.fail.hit(FailEOSBeforeEnd)
+		ok, err := r.endTxn(ctx, try)
 		r.inTxn = false
+		if ok && err == nil {
+			r.fail.hit(FailEOSAfterEnd)
+		}
 		if perr := r.takeProduceErr(); perr != nil && ok {
 			// kgo aborts a transaction with a failed record; never
 			// trust a commit that lost one.
@@ -947,6 +1055,7 @@ func (r *Runner) commitTxn(ctx context.Context) error {
 		r.log.Info("transaction aborted (rebalance); reprocessing from the committed offsets")
 		r.discardAll()
 		r.m.txns.WithLabelValues("aborted").Inc()
+		r.applyReleased()
 		return nil
 	}
 	for _, t := range r.tasks {
@@ -964,7 +1073,72 @@ func (r *Runner) commitTxn(ctx context.Context) error {
 	r.dirty, r.doomed = false, false
 	clear(r.window)
 	r.lastCommit = time.Now()
+	r.applyReleased()
 	return nil
+}
+
+// endGrace is how long End may run before a waiting rebalance callback is
+// let through (see endTxn). An End takes milliseconds; the grace only keeps
+// an ordinary rebalance from aborting the transaction it is waiting for.
+const endGrace = time.Second
+
+// endTxn ends the transaction. The session's End forces a heartbeat before
+// it commits, and when the membership is already lost nobody answers it:
+// End waits for the lost callback instead, which BlockRebalanceOnPoll holds
+// until the loop allows rebalances — after End. Left alone that is a stall
+// for the whole commit timeout. So while End runs, a callback that has been
+// waiting past endGrace is let through: the session then knows the
+// membership is gone and aborts at once. The revoke and lost callbacks
+// this lets through only queue their partitions (see release); the loop
+// drops them after it applied End's outcome, so a transaction that did
+// commit reaches the stores before its tasks are parked.
+func (r *Runner) endTxn(ctx context.Context, try kgo.TransactionEndTry) (bool, error) {
+	r.cbMu.Lock()
+	r.inEnd = true
+	r.cbMu.Unlock()
+	done := make(chan struct{})
+	go r.unblockStuckEnd(r.cl, done)
+	ok, err := r.sess.End(ctx, try)
+	close(done)
+	r.cbMu.Lock()
+	r.inEnd = false
+	r.cbMu.Unlock()
+	return ok, err
+}
+
+func (r *Runner) unblockStuckEnd(cl *kgo.Client, done <-chan struct{}) {
+	grace := time.NewTimer(endGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+		return
+	case <-grace.C:
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if r.blocked.Load() {
+			r.log.Warn("ending the transaction waits for a rebalance callback (membership lost?); letting it run")
+			cl.AllowRebalance()
+			return
+		}
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// applyReleased drops the partitions of the callbacks that ran during End.
+func (r *Runner) applyReleased() {
+	r.cbMu.Lock()
+	queued := r.released
+	r.released = nil
+	r.cbMu.Unlock()
+	for _, rel := range queued {
+		r.releaseLocked(rel.parts, rel.kind)
+	}
 }
 
 // At-least-once commits never block the loop. Every batch's changelog
@@ -1178,7 +1352,7 @@ func (r *Runner) retryLater(ctx context.Context, te *transientError) error {
 	case ExactlyOnce:
 		if r.inTxn {
 			cctx, cancel := commitContext(ctx)
-			_, err := r.sess.End(cctx, kgo.TryAbort)
+			_, err := r.endTxn(cctx, kgo.TryAbort)
 			cancel()
 			r.inTxn = false
 			r.takeProduceErr()
@@ -1192,6 +1366,7 @@ func (r *Runner) retryLater(ctx context.Context, te *transientError) error {
 	}
 	r.discardAll()
 	r.m.txns.WithLabelValues("aborted").Inc()
+	r.applyReleased()
 	r.cl.AllowRebalance()
 	return nil
 }
@@ -1442,16 +1617,33 @@ func (r *Runner) onLost(ctx context.Context, cl *kgo.Client, lost map[string][]i
 	r.release(ctx, cl, lost, "lost")
 }
 
-func (r *Runner) release(ctx context.Context, cl *kgo.Client, parts map[string][]int32, kind string) {
+func (r *Runner) release(ctx context.Context, _ *kgo.Client, parts map[string][]int32, kind string) {
+	r.cbMu.Lock()
+	if r.inEnd {
+		r.released = append(r.released, release{parts, kind})
+		r.cbMu.Unlock()
+		return
+	}
+	r.cbMu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.releaseLockedCtx(ctx, parts, kind)
+}
+
+func (r *Runner) releaseLocked(parts map[string][]int32, kind string) {
+	r.releaseLockedCtx(context.Background(), parts, kind)
+}
+
+// releaseLockedCtx drops the tasks of revoked or lost partitions; r.mu is
+// held.
+func (r *Runner) releaseLockedCtx(ctx context.Context, parts map[string][]int32, kind string) {
 	if r.killed.Load() {
 		return
 	}
 	r.m.rebalances.WithLabelValues(kind).Inc()
 	if r.dirty || len(r.next) > 0 || r.pending != nil {
 		switch {
-		case kind == "revoked" && r.p.mode == AtLeastOnce:
+		case kind == "revoked" && r.p.mode == AtLeastOnce && r.fatal.Load() == nil:
 			// Commit what we did before another member takes over.
 			if err := r.commit(ctx); err != nil {
 				r.log.Error("commit on revoke", "err", err)

@@ -8,22 +8,25 @@ import (
 	"github.com/cratestream/cratestream/internal/embedded"
 )
 
-// requireBinary skips (or fails under CI=true) when a server binary is not
-// installed.
-func requireBinary(t testing.TB, name string) {
+// Binary returns the path of an installed program a test needs (a server
+// or a client such as kcat). When it is missing the test is skipped, or
+// fails under CI=true, where .ci/run (make test) installs it.
+func Binary(t testing.TB, name string) string {
 	t.Helper()
-	if _, ok := embedded.LookPath(name); !ok {
+	p, ok := embedded.LookPath(name)
+	if !ok {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed (CI=true): .ci/run installs it", name)
+			t.Fatalf("%s is not installed (CI=true): .ci/run installs it (scripts/install-deps.sh --test)", name)
 		}
-		t.Skipf("skipping: %s is not installed (`make test` installs it)", name)
+		t.Skipf("skipping: %s is not installed (`make test` installs it, or: sudo apt-get install %s)", name, name)
 	}
+	return p
 }
 
 // Redis starts a private redis-server for the test and returns its address.
 func Redis(t testing.TB) string {
 	t.Helper()
-	requireBinary(t, "redis-server")
+	Binary(t, "redis-server")
 	r, err := embedded.StartRedis(context.Background(), embedded.RedisOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +39,7 @@ func Redis(t testing.TB) string {
 // native-protocol address.
 func ClickHouse(t testing.TB) string {
 	t.Helper()
-	requireBinary(t, "clickhouse-server")
+	Binary(t, "clickhouse-server")
 	ch, err := embedded.StartClickHouse(context.Background(), embedded.ClickHouseOptions{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
