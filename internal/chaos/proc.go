@@ -231,6 +231,13 @@ func (p *Proc) waitExit(timeout time.Duration) error {
 	}
 }
 
+// Lines are the stdout lines read so far (with CaptureStdout).
+func (p *Proc) Lines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.lines...)
+}
+
 // WaitLine waits for a stdout line with the prefix and returns it; it fails
 // when the process exits first or ctx ends.
 func (p *Proc) WaitLine(ctx context.Context, prefix string) (string, error) {
