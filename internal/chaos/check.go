@@ -81,9 +81,11 @@ type Verdict struct {
 }
 
 // OK reports whether the verdict upholds the mode's guarantee: no loss
-// anywhere, and in exactly-once mode no duplicate and no wrong output.
+// anywhere, and in exactly-once mode no duplicate and no wrong output. An
+// input lost or duplicated by the cluster (an acknowledged write of the
+// idempotent producer) fails it too: the run could not prove anything.
 func (v *Verdict) OK() bool {
-	if !v.Complete || !v.Stable || v.Lost > 0 || v.Wrong > 0 || v.InputLost > 0 {
+	if !v.Complete || !v.Stable || v.Lost > 0 || v.Wrong > 0 || v.InputLost > 0 || v.InputDuplicated > 0 {
 		return false
 	}
 	if v.Mode == stream.ExactlyOnce.String() && v.Duplicated > 0 {

@@ -47,7 +47,13 @@ func (in *instance) start(failpoint string) error {
 		"--session-timeout", s.cfg.SessionTimeout.String()}
 	args = append(args, in.extra...)
 	args = append(args, in.service)
-	env := append(slices.Clone(s.cfg.Env), "CRATESTREAM_LOG_LEVEL=info")
+	// GOTRACEBACK=all: a stuck instance's SIGQUIT dump shows every
+	// goroutine.
+	env := append(slices.Clone(s.cfg.Env), "GOTRACEBACK=all")
+	if os.Getenv("CRATESTREAM_LOG_LEVEL") != "debug" {
+		// At least info: the driver reads the ops address from the log.
+		env = append(env, "CRATESTREAM_LOG_LEVEL=info")
+	}
 	if failpoint != "" {
 		env = append(env, "CRATESTREAM_FAILPOINT="+failpoint)
 	}
@@ -485,7 +491,15 @@ func (s *scen) finish(ctx context.Context, f *feeder, a checkArgs) (*Verdict, er
 		return nil, err
 	}
 	if !v.Complete {
-		return v, fmt.Errorf("the processors did not finish within %s: %s", wa.wait, strings.Join(v.Problems, "; "))
+		// Stuck: a goroutine dump of each instance (SIGQUIT: the Go
+		// runtime prints every stack and exits) says where.
+		var dumps []string
+		for _, in := range s.insts {
+			if in.running() && in.proc.dump(10*time.Second) == nil {
+				dumps = append(dumps, in.logPath)
+			}
+		}
+		return v, fmt.Errorf("the processors did not finish within %s (goroutine dumps in %v): %s", wa.wait, dumps, strings.Join(v.Problems, "; "))
 	}
 	if err := s.reap(); err != nil {
 		return nil, err

@@ -206,6 +206,26 @@ func (p *Proc) cleanExit() error {
 	return nil
 }
 
+// dump makes a Go process print every goroutine's stack to its log and exit
+// (SIGQUIT), for a process that is stuck.
+func (p *Proc) dump(timeout time.Duration) error {
+	if p.Exited() {
+		return fmt.Errorf("%s has exited", p.Name)
+	}
+	p.signaled.Store(true)
+	if err := p.signal(syscall.SIGQUIT); err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(timeout):
+		_ = p.signal(syscall.SIGKILL)
+		<-p.done
+		return fmt.Errorf("%s did not exit on SIGQUIT", p.Name)
+	}
+}
+
 // Pause SIGSTOPs the process: it keeps its sockets and memory but runs
 // nothing, like a VM stalled or a process stuck in a GC pause.
 func (p *Proc) Pause() error {
