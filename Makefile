@@ -4,7 +4,7 @@ BIN     ?= cratestream
 # Packages of the stream runtime run under the race detector.
 RACE_PKGS := ./internal/stream/... ./internal/kv/...
 
-.PHONY: all build demo test deps bench generate lint eval clean
+.PHONY: all build demo test deps bench generate generate-check lint eval clean
 
 all: build
 
@@ -35,8 +35,13 @@ eval: build
 	./$(BIN) eval --ratings ../shared/datasets/hetrec2011-lastfm-2k/user_artists.dat
 
 ## generate: regenerate the protobuf Go code with pinned buf and protoc-gen-go
+## (and its stamp, which make test checks without building them)
 generate:
 	schemas/generate.sh
+
+## generate-check: regenerate into a temporary directory and compare (builds buf)
+generate-check:
+	CRATESTREAM_GENERATE_CHECK=1 $(GO) test -count=1 -run TestGeneratedCodeIsFresh ./schemas
 
 ## lint: formatting, vet and staticcheck
 lint:

@@ -27,3 +27,9 @@ install protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_
 cd "$here"
 PATH="$tools:$PATH" "$tools/buf" lint
 PATH="$tools:$PATH" "$tools/buf" generate -o "$out"
+
+# The stamp make test checks without building buf: written only when the
+# committed code was regenerated.
+if [ -z "${1:-}" ]; then
+  cd "$root" && go test ./schemas -run '^TestGeneratedStamp$' -count=1 -args -update-stamp >/dev/null
+fi

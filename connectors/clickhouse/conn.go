@@ -11,6 +11,7 @@ package clickhouse
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -29,6 +30,8 @@ type ConnOptions struct {
 	Database string // default "default"
 	Username string // default "default"
 	Password string
+	// TLS, when set, connects over TLS (the server's tcp_port_secure).
+	TLS *tls.Config
 	// DialTimeout bounds each connection attempt; default 5s.
 	DialTimeout time.Duration
 	// MaxOpenConns bounds the pool; default 8 (the sink uses one, the
@@ -55,6 +58,7 @@ func Open(ctx context.Context, o ConnOptions) (Conn, error) {
 			Username: o.Username,
 			Password: o.Password,
 		},
+		TLS:          o.TLS,
 		DialTimeout:  o.DialTimeout,
 		MaxOpenConns: o.MaxOpenConns,
 		MaxIdleConns: min(o.MaxOpenConns, 4),

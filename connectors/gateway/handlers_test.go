@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cratestream/cratestream/internal/stream"
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 	"github.com/cratestream/cratestream/schemas/topics"
 )
@@ -498,6 +499,10 @@ func TestStoreClient(t *testing.T) {
 	mk := func(name string, serve func(w http.ResponseWriter, key string)) *httptest.Server {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			hits.Store(name, true)
+			if r.Header.Get(stream.LookupHeader) != "Bearer shared" {
+				http.Error(w, "store lookups need the instances' shared lookup secret", http.StatusUnauthorized)
+				return
+			}
 			p := strings.TrimPrefix(r.URL.Path, "/v1/stores/recommend/candidates/")
 			if p == r.URL.Path {
 				http.Error(w, "unknown processor", 404)
@@ -518,7 +523,7 @@ func TestStoreClient(t *testing.T) {
 		}
 		w.Write([]byte("value"))
 	})
-	c := NewStoreClient(nil, other.Listener.Addr().String(), unrelated.URL, owner.Listener.Addr().String())
+	c := NewStoreClient(nil, "shared", other.Listener.Addr().String(), unrelated.URL, owner.Listener.Addr().String())
 	v, ok, err := c.Get(context.Background(), "recommend", "candidates", []byte("alice"))
 	if err != nil || !ok || string(v) != "value" {
 		t.Fatalf("Get alice = %q %v %v", v, ok, err)
@@ -529,7 +534,13 @@ func TestStoreClient(t *testing.T) {
 	if _, ok, err := c.Get(context.Background(), "recommend", "candidates", []byte("bob")); ok || err != nil {
 		t.Fatalf("Get bob = %v %v", ok, err)
 	}
-	if _, _, err := NewStoreClient(nil, other.Listener.Addr().String()).Get(context.Background(), "recommend", "candidates", []byte("alice")); err == nil {
+	if _, _, err := NewStoreClient(nil, "shared", other.Listener.Addr().String()).Get(context.Background(), "recommend", "candidates", []byte("alice")); err == nil {
 		t.Fatal("no owner: want an error")
+	}
+	// Without the instances' secret the owner refuses, and the error says
+	// why rather than "not found".
+	_, ok, err = NewStoreClient(nil, "guess", owner.Listener.Addr().String()).Get(context.Background(), "recommend", "candidates", []byte("alice"))
+	if ok || err == nil || !strings.Contains(err.Error(), "lookup secret") {
+		t.Fatalf("wrong secret: ok=%v err=%v, want a refusal naming the lookup secret", ok, err)
 	}
 }

@@ -2,12 +2,9 @@ package gateway
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +28,7 @@ import (
 // last (or alone, without Kafka).
 type StoreClient struct {
 	adm    *kadm.Client
+	secret string
 	static []string
 	http   *http.Client
 
@@ -50,9 +48,10 @@ type memberView struct {
 }
 
 // NewStoreClient returns a client discovering instances through adm (may be
-// nil) and trying static addresses (host:port) too.
-func NewStoreClient(adm *kadm.Client, static ...string) *StoreClient {
-	return &StoreClient{adm: adm, static: static, http: &http.Client{Timeout: 5 * time.Second}, groups: make(map[string]groupView)}
+// nil) and trying static addresses (host:port) too, presenting secret, the
+// lookup secret the instances share.
+func NewStoreClient(adm *kadm.Client, secret string, static ...string) *StoreClient {
+	return &StoreClient{adm: adm, secret: secret, static: static, http: &http.Client{Timeout: 5 * time.Second}, groups: make(map[string]groupView)}
 }
 
 // Get returns the committed value of key in processor's store.
@@ -159,34 +158,7 @@ func (c *StoreClient) group(ctx context.Context, processor string, refresh bool)
 // remoteGet asks one instance. served is false when that instance does not
 // serve the key (421, or a 404 that is not the store's "not found").
 func (c *StoreClient) remoteGet(ctx context.Context, addr, processor, store string, key []byte) (v []byte, found, served bool, err error) {
-	u := addr
-	if !strings.Contains(u, "://") {
-		u = "http://" + u
-	}
-	u = strings.TrimRight(u, "/") + stream.StorePath + url.PathEscape(processor) + "/" + url.PathEscape(store) + "/" + base64.RawURLEncoding.EncodeToString(key)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, false, false, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, false, false, fmt.Errorf("lookup at %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, false, false, err
-	}
-	switch {
-	case resp.StatusCode == http.StatusOK:
-		return body, true, true, nil
-	case resp.StatusCode == http.StatusNotFound && strings.TrimSpace(string(body)) == "not found":
-		return nil, false, true, nil
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMisdirectedRequest:
-		return nil, false, false, nil
-	default:
-		return nil, false, false, fmt.Errorf("lookup at %s: %s: %.200s", addr, resp.Status, strings.TrimSpace(string(body)))
-	}
+	return stream.FetchStore(ctx, c.http, addr, c.secret, processor, store, key)
 }
 
 // RecommendationView is a user's recommendations.

@@ -26,16 +26,21 @@ type RunConfig struct {
 	// Listen is the HTTP listen address. Default ":8080".
 	Listen  string
 	Brokers []string
-	Gateway Config
+	// KafkaOpts are added to every Kafka client of the gateway (SASL, TLS).
+	KafkaOpts []kgo.Opt
+	Gateway   Config
 	// Lookback is how far back the event bridge reads on start.
 	Lookback time.Duration
 	// LookupAddrs are ops addresses of recommend instances to try besides
 	// the ones found through the consumer group.
 	LookupAddrs []string
-	// ClickHouse is the native host:port the dashboard queries (unless
-	// Gateway.Dashboard is set); empty leaves the dashboard's ClickHouse
-	// endpoints answering 503.
-	ClickHouse string
+	// LookupSecret is the secret the processor instances share for store
+	// lookups (stream.Config.LookupSecret).
+	LookupSecret string
+	// ClickHouse is the connection of the dashboard's queries (unless
+	// Gateway.Dashboard is set); no address leaves the dashboard's
+	// ClickHouse endpoints answering 503.
+	ClickHouse chsink.ConnOptions
 	// ReleasesWait bounds how long the event bridge waits for the release
 	// table (titles) to load before it starts. Default 30s.
 	ReleasesWait time.Duration
@@ -54,6 +59,7 @@ type RunConfig struct {
 //	CRATESTREAM_SESSION_SECRET   session signing key, at least 32 bytes (default: random per start)
 //	CRATESTREAM_DEMO_USER        enables one-time demo login links for this user
 //	CRATESTREAM_LOOKUP_ADDRS     extra recommend ops addresses, comma-separated
+//	CRATESTREAM_LOOKUP_SECRET    the processors' shared store lookup secret
 //	CRATESTREAM_CLICKHOUSE       ClickHouse native host:port of the dashboard
 //	DISCOGS_CONSUMER_KEY, DISCOGS_CONSUMER_SECRET   the Discogs app (OAuth login)
 //	DISCOGS_WEB_URL              where users authorize (default https://www.discogs.com)
@@ -73,7 +79,10 @@ func ConfigFromEnv(getenv func(string) string) (RunConfig, error) {
 	}
 	g.SecureCookies = strings.HasPrefix(g.PublicURL, "https://")
 	g.DemoUser = getenv("CRATESTREAM_DEMO_USER")
-	rc.ClickHouse = getenv("CRATESTREAM_CLICKHOUSE")
+	if a := getenv("CRATESTREAM_CLICKHOUSE"); a != "" {
+		rc.ClickHouse.Addr = []string{a}
+	}
+	rc.LookupSecret = getenv("CRATESTREAM_LOOKUP_SECRET")
 	switch t := getenv("CRATESTREAM_GATEWAY_TITLES"); t {
 	case "", "on":
 	case "off":
@@ -119,7 +128,7 @@ func Run(ctx context.Context, rc RunConfig) error {
 	// releases.v1 held at start (or at once without a table of ours).
 	releasesCaught := make(chan struct{})
 	if len(rc.Brokers) > 0 && cfg.Releases == nil && !rc.NoReleaseTitles {
-		tbl := stream.NewGlobalTable(ReleaseTopic(), stream.GlobalConfig{Brokers: rc.Brokers, Logger: log, ReadCommitted: true})
+		tbl := stream.NewGlobalTable(ReleaseTopic(), stream.GlobalConfig{Brokers: rc.Brokers, ClientOpts: rc.KafkaOpts, Logger: log, ReadCommitted: true})
 		cfg.Releases = tbl
 		go func() { errc <- wrapErr("release table", tbl.Run(ctx)) }()
 		go func() {
@@ -136,24 +145,26 @@ func Run(ctx context.Context, rc RunConfig) error {
 		close(releasesCaught)
 	}
 	if len(rc.Brokers) > 0 {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(rc.Brokers...))
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(rc.Brokers...)}, rc.KafkaOpts...)...)
 		if err != nil {
 			return err
 		}
 		defer cl.Close()
 		if cfg.Stores == nil {
-			cfg.Stores = NewStoreClient(kadm.NewClient(cl), rc.LookupAddrs...)
+			cfg.Stores = NewStoreClient(kadm.NewClient(cl), rc.LookupSecret, rc.LookupAddrs...)
 		}
 		if cfg.Similar == nil {
-			models := recommend.NewModelStore(rc.Brokers, log)
+			models := recommend.NewModelStore(rc.Brokers, log, rc.KafkaOpts...)
 			cfg.Similar = ModelSimilar(models)
 			go func() { errc <- wrapErr("model store", models.Run(ctx)) }()
 		}
 	} else if cfg.Stores == nil && len(rc.LookupAddrs) > 0 {
-		cfg.Stores = NewStoreClient(nil, rc.LookupAddrs...)
+		cfg.Stores = NewStoreClient(nil, rc.LookupSecret, rc.LookupAddrs...)
 	}
-	if rc.ClickHouse != "" && cfg.Dashboard == nil {
-		conn, err := chsink.Open(ctx, chsink.ConnOptions{Addr: []string{rc.ClickHouse}, MaxOpenConns: 4})
+	if len(rc.ClickHouse.Addr) > 0 && cfg.Dashboard == nil {
+		co := rc.ClickHouse
+		co.MaxOpenConns = 4
+		conn, err := chsink.Open(ctx, co)
 		if err != nil {
 			return fmt.Errorf("gateway dashboard: %w", err)
 		}
@@ -170,7 +181,7 @@ func Run(ctx context.Context, rc RunConfig) error {
 			// titles load first (the bridge re-reads recent results on a
 			// restart).
 			<-releasesCaught
-			errc <- wrapErr("event bridge", s.hub.Run(ctx, BridgeConfig{Brokers: rc.Brokers, Lookback: rc.Lookback, Logger: log}))
+			errc <- wrapErr("event bridge", s.hub.Run(ctx, BridgeConfig{Brokers: rc.Brokers, Opts: rc.KafkaOpts, Lookback: rc.Lookback, Logger: log}))
 		}()
 	}
 	ln, err := net.Listen("tcp", rc.Listen)

@@ -6,6 +6,7 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -29,10 +30,14 @@ import (
 
 // Options configures a Store.
 type Options struct {
-	Addr     string
+	Addr string
+	// Username is the ACL user (Redis 6+); empty is the default user.
+	Username string
 	Password string
-	DB       int
-	Prefix   string
+	// TLS, when set, connects over TLS (Redis's tls-port).
+	TLS    *tls.Config
+	DB     int
+	Prefix string
 	// FreshFor is how long a scrape keeps a release fresh. Default 24h.
 	FreshFor time.Duration
 	// StatusTTL is how long a request's status is kept. Default 24h.
@@ -59,7 +64,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.StatusTTL <= 0 {
 		o.StatusTTL = 24 * time.Hour
 	}
-	c := goredis.NewClient(&goredis.Options{Addr: o.Addr, Password: o.Password, DB: o.DB,
+	c := goredis.NewClient(&goredis.Options{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLS,
 		DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()

@@ -106,7 +106,8 @@ func (e *cartEnv) deps(ctx context.Context) *deps {
 		brokers: e.k, srv: srv, fake: e.fake,
 		streamCf: stream.Config{Brokers: e.k, InstanceID: "carts", StateDir: e.state, AdvertiseAddr: bound,
 			Logger: logger, Metrics: srv.Registry, CommitInterval: 30 * time.Millisecond}}
-	d.set.redisAddr, d.set.scrapeParallel, d.set.cartDeadline = e.redis, 4, 20*time.Second
+	d.set.redis.addr, d.set.scrapeParallel, d.set.cartDeadline = e.redis, 4, 20*time.Second
+	d.set.lookup.value = "carts test lookup secret" // the gateway reads recommendations through lookups
 	return d
 }
 

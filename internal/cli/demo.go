@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -191,7 +193,14 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 		Logger:        env.Logger,
 		Metrics:       srv.Registry,
 	}}
-	d.set.redisAddr, d.set.clickhouseAddr = redisAddr, chAddr
+	d.set.redis.addr, d.set.clickhouse.addr = redisAddr, chAddr
+	// One process: the processors and the gateway share a fresh lookup
+	// secret.
+	secret := make([]byte, 24)
+	if _, err := crand.Read(secret); err != nil {
+		return err
+	}
+	d.set.lookup.value = hex.EncodeToString(secret)
 	d.set.scrapeParallel = 8
 	d.set.cartDeadline = 30 * time.Second
 	defer d.close()

@@ -325,6 +325,21 @@ func knownEnv(t *testing.T) map[string]bool {
 	if !out["CRATESTREAM_BROKERS"] {
 		t.Fatal("found no CRATESTREAM_BROKERS literal in the sources")
 	}
+	// Flags whose environment is built from a prefix (the Redis and
+	// ClickHouse connections) document it in their help: "(env NAME)".
+	envInHelp := regexp.MustCompile(`\(env ((?:CRATESTREAM|DISCOGS)_[A-Z0-9_]+)`)
+	for _, cmd := range []string{"run", "query", "topics", "demo"} {
+		help, err := helpOf(cmd, "--help")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range envInHelp.FindAllStringSubmatch(help, -1) {
+			out[m[1]] = true
+		}
+	}
+	if !out["CRATESTREAM_REDIS_PASSWORD_FILE"] {
+		t.Fatal("found no CRATESTREAM_REDIS_PASSWORD_FILE in run's help")
+	}
 	return out
 }
 

@@ -60,8 +60,10 @@ ends with "releases=N invalid=M" (or "masters=...").`,
 
 func importUser(ctx context.Context, env *Env, c command, args []string) error {
 	fs := newFlags(env, c)
-	brokers := brokersFlag(fs, env)
-	redisAddr := fs.String("redis", env.Getenv("CRATESTREAM_REDIS"), "Redis host:port: remember syncs (skip recent ones, emit removals)")
+	var kf kafkaFlags
+	kf.register(fs, env)
+	var rf endpointFlags
+	rf.register(fs, env, "redis", "Redis host:port: remember syncs (skip recent ones, emit removals)")
 	apiURL := fs.String("discogs-api", envOr(env, "DISCOGS_API_URL", "https://api.discogs.com"), "Discogs API base URL")
 	token := fs.String("discogs-token", env.Getenv("DISCOGS_TOKEN"), "Discogs personal access token (env DISCOGS_TOKEN)")
 	ua := fs.String("user-agent", envOr(env, "CRATESTREAM_USER_AGENT", "cratestream/1.0 (+https://github.com/cratestream/cratestream)"), "User-Agent")
@@ -73,7 +75,7 @@ func importUser(ctx context.Context, env *Env, c command, args []string) error {
 		return usagef("want: import user [flags] USERNAME")
 	}
 	user := strings.ToLower(fs.Arg(0)) // Discogs usernames ignore case
-	bs, err := splitBrokers(*brokers)
+	kc, err := kf.connect(ctx, env.Logger)
 	if err != nil {
 		return err
 	}
@@ -81,14 +83,18 @@ func importUser(ctx context.Context, env *Env, c command, args []string) error {
 	if err != nil {
 		return err
 	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(bs...), kgo.ProducerLinger(5*time.Millisecond))
+	prod, err := kc.client(kgo.ProducerLinger(5 * time.Millisecond))
 	if err != nil {
 		return err
 	}
 	defer prod.Close()
 	cfg := importer.Config{API: client, Producer: prod, Logger: env.Logger}
-	if *redisAddr != "" {
-		r, err := redis.Open(ctx, redis.Options{Addr: *redisAddr})
+	if rf.addr != "" {
+		ro, err := rf.redisOptions()
+		if err != nil {
+			return err
+		}
+		r, err := redis.Open(ctx, ro)
 		if err != nil {
 			return err
 		}
@@ -110,7 +116,8 @@ func importUser(ctx context.Context, env *Env, c command, args []string) error {
 
 func importDump(ctx context.Context, env *Env, c command, kind string, args []string) error {
 	fs := newFlags(env, c)
-	brokers := brokersFlag(fs, env)
+	var kf kafkaFlags
+	kf.register(fs, env)
 	dry := fs.Bool("dry-run", false, "validate without producing; print "+kind+"=N invalid=M")
 	progressFile := fs.String("progress-file", "", "where the resume position is kept (default: ./<file name>.progress)")
 	noResume := fs.Bool("restart", false, "ignore a saved position and start from the beginning")
@@ -123,11 +130,11 @@ func importDump(ctx context.Context, env *Env, c command, kind string, args []st
 	}
 	var prod *kgo.Client
 	if !*dry {
-		bs, err := splitBrokers(*brokers)
+		kc, err := kf.connect(ctx, env.Logger)
 		if err != nil {
 			return err
 		}
-		prod, err = kgo.NewClient(kgo.SeedBrokers(bs...), kgo.ProducerLinger(10*time.Millisecond),
+		prod, err = kc.client(kgo.ProducerLinger(10*time.Millisecond),
 			kgo.ProducerBatchMaxBytes(4<<20), kgo.MaxBufferedRecords(100000))
 		if err != nil {
 			return err
@@ -140,7 +147,8 @@ func importDump(ctx context.Context, env *Env, c command, kind string, args []st
 
 func importFX(ctx context.Context, env *Env, c command, args []string) error {
 	fs := newFlags(env, c)
-	brokers := brokersFlag(fs, env)
+	var kf kafkaFlags
+	kf.register(fs, env)
 	dry := fs.Bool("dry-run", false, "parse and print the rates without producing")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -153,11 +161,11 @@ func importFX(ctx context.Context, env *Env, c command, args []string) error {
 		return err
 	}
 	if !*dry {
-		bs, err := splitBrokers(*brokers)
+		kc, err := kf.connect(ctx, env.Logger)
 		if err != nil {
 			return err
 		}
-		prod, err := kgo.NewClient(kgo.SeedBrokers(bs...))
+		prod, err := kc.client()
 		if err != nil {
 			return err
 		}

@@ -60,7 +60,7 @@ func TestMarketplacePipeline(t *testing.T) {
 		brokers: k.Addrs(), srv: srv, fake: fake,
 		streamCf: stream.Config{Brokers: k.Addrs(), InstanceID: "e2e", StateDir: t.TempDir(), AdvertiseAddr: bound,
 			Logger: logger, Metrics: srv.Registry, CommitInterval: 50 * time.Millisecond}}
-	d.set.redisAddr, d.set.clickhouseAddr, d.set.scrapeParallel = redisAddr, chAddr, 4
+	d.set.redis.addr, d.set.clickhouse.addr, d.set.scrapeParallel = redisAddr, chAddr, 4
 	defer d.close()
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

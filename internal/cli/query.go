@@ -43,7 +43,8 @@ connectors/clickhouse: money in integer minor units, grades 1=M .. 8=P).`,
 		}
 		name := args[0]
 		fs := newFlags(env, c)
-		addr := fs.String("clickhouse", env.Getenv("CRATESTREAM_CLICKHOUSE"), "ClickHouse native host:port (env CRATESTREAM_CLICKHOUSE)")
+		var cf endpointFlags
+		cf.register(fs, env, "clickhouse", "ClickHouse native host:port")
 		asJSON := fs.Bool("json", false, "print JSON")
 		release := fs.Int64("release", 0, "release id (price-distribution)")
 		releases := fs.String("releases", "", "comma-separated release ids (cheapest)")
@@ -58,10 +59,14 @@ connectors/clickhouse: money in integer minor units, grades 1=M .. 8=P).`,
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
-		if *addr == "" {
+		if cf.addr == "" {
 			return usagef("no ClickHouse: pass --clickhouse host:port or set CRATESTREAM_CLICKHOUSE")
 		}
-		conn, err := chsink.Open(ctx, chsink.ConnOptions{Addr: []string{*addr}})
+		co, err := cf.clickhouseOptions()
+		if err != nil {
+			return err
+		}
+		conn, err := chsink.Open(ctx, co)
 		if err != nil {
 			return err
 		}

@@ -41,21 +41,32 @@ and key lookups under /v1/stores/<processor>/<store>/<base64url key>.`,
 			return usagef("name at least one service (%s)", strings.Join(serviceNames(), ", "))
 		}
 		for _, n := range fs.Args() {
-			if _, ok := findService(n); !ok {
+			svc, ok := findService(n)
+			if !ok {
 				return usagef("unknown service %q (have %s)", n, strings.Join(serviceNames(), ", "))
 			}
+			if _, err := serviceMode(svc, set.mode); err != nil {
+				return err
+			}
 		}
-		bs, err := splitBrokers(set.brokers)
+		kc, err := set.kafka.connect(ctx, env.Logger)
 		if err != nil {
 			return err
 		}
+		if secret, err := set.lookup.get(); err != nil {
+			return err
+		} else if secret == "" {
+			env.Logger.Warn("no lookup secret (CRATESTREAM_LOOKUP_SECRET): this instance serves no store lookups to other instances or the gateway")
+		}
+		bs := kc.brokers
 		srv := ops.NewServer()
 		bound, err := srv.Listen(set.httpAddr)
 		if err != nil {
 			return err
 		}
-		d := &deps{env: env, set: set, brokers: bs, srv: srv, streamCf: stream.Config{
+		d := &deps{env: env, set: set, brokers: bs, kopts: kc.opts, srv: srv, streamCf: stream.Config{
 			Brokers:        bs,
+			ClientOpts:     kc.opts,
 			InstanceID:     set.instance,
 			StateDir:       set.stateDir,
 			CommitInterval: set.commitEvery,
@@ -68,7 +79,7 @@ and key lookups under /v1/stores/<processor>/<store>/<base64url key>.`,
 			Metrics:       srv.Registry,
 		}}
 		defer d.close()
-		env.Logger.Info("cratestream running", "services", fs.Args(), "brokers", bs, "ops", "http://"+bound)
+		env.Logger.Info("cratestream running", "services", fs.Args(), "brokers", bs, "kafka_security", kc.sec.String(), "ops", "http://"+bound)
 		return startServices(ctx, d, fs.Args())
 	}
 	return c

@@ -53,7 +53,10 @@ type service struct {
 
 // settings are the flags shared by the services.
 type settings struct {
-	brokers        string
+	kafka          kafkaFlags
+	redis          endpointFlags
+	clickhouse     endpointFlags
+	lookup         lookupSecret
 	instance       string
 	stateDir       string
 	httpAddr       string
@@ -62,8 +65,6 @@ type settings struct {
 	commitEvery    time.Duration
 	sessionTimeout time.Duration
 	onDiskCache    int64
-	redisAddr      string
-	clickhouseAddr string
 	marketURL      string
 	userAgent      string
 	scrapeRate     float64
@@ -80,7 +81,10 @@ type settings struct {
 
 func (s *settings) register(fs *flag.FlagSet, env *Env) {
 	host := hostname()
-	fs.StringVar(&s.brokers, "brokers", env.Getenv("CRATESTREAM_BROKERS"), "comma-separated seed brokers (env CRATESTREAM_BROKERS)")
+	s.kafka.register(fs, env)
+	s.redis.register(fs, env, "redis", "Redis host:port; the scraper, importer, cart builder and gateway need it")
+	s.clickhouse.register(fs, env, "clickhouse", "ClickHouse native host:port; the sink needs it, the gateway's dashboard uses it")
+	s.lookup.register(fs, env)
 	fs.StringVar(&s.instance, "instance-id", envOr(env, "CRATESTREAM_INSTANCE_ID", host), "stable id of this instance (transactional id suffix; env CRATESTREAM_INSTANCE_ID)")
 	fs.StringVar(&s.stateDir, "state-dir", envOr(env, "CRATESTREAM_STATE_DIR", "data/state"), "directory of on-disk stores (env CRATESTREAM_STATE_DIR)")
 	fs.StringVar(&s.httpAddr, "http", envOr(env, "CRATESTREAM_HTTP", ":9464"), "ops HTTP listen address: /metrics, /healthz, /readyz, store lookups (env CRATESTREAM_HTTP)")
@@ -89,8 +93,6 @@ func (s *settings) register(fs *flag.FlagSet, env *Env) {
 	fs.DurationVar(&s.commitEvery, "commit-interval", 100*time.Millisecond, "how often state and offsets commit")
 	fs.DurationVar(&s.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent instance before moving its partitions (at least the brokers' group.min.session.timeout.ms, 6s by default)")
 	fs.Int64Var(&s.onDiskCache, "on-disk-cache", 0, "keep stores on disk (Pebble) with this block cache in bytes; 0 keeps them in memory")
-	fs.StringVar(&s.redisAddr, "redis", env.Getenv("CRATESTREAM_REDIS"), "Redis host:port (env CRATESTREAM_REDIS); scraper and importer need it")
-	fs.StringVar(&s.clickhouseAddr, "clickhouse", env.Getenv("CRATESTREAM_CLICKHOUSE"), "ClickHouse native host:port (env CRATESTREAM_CLICKHOUSE); the sink needs it")
 	fs.StringVar(&s.marketURL, "marketplace-url", envOr(env, "CRATESTREAM_MARKETPLACE_URL", "https://www.discogs.com"), "base URL the scraper fetches /sell/release/<id> from")
 	fs.StringVar(&s.userAgent, "user-agent", envOr(env, "CRATESTREAM_USER_AGENT", "cratestream/1.0 (+https://github.com/cratestream/cratestream)"), "User-Agent of the scraper and the API client")
 	fs.Float64Var(&s.scrapeRate, "scrape-rate", 1, "scraper requests per second per host")
@@ -110,6 +112,7 @@ type deps struct {
 	env      *Env
 	set      settings
 	brokers  []string
+	kopts    []kgo.Opt // every Kafka client's security options
 	srv      *ops.Server
 	streamCf stream.Config
 	// fake, when set, is an in-process fake marketplace the scraper
@@ -136,7 +139,7 @@ func (d *deps) runners() []*stream.Runner {
 // globalConfig is how services follow whole topics: transactional
 // producers write them, so only committed records count.
 func (d *deps) globalConfig() stream.GlobalConfig {
-	return stream.GlobalConfig{Brokers: d.brokers, Logger: d.logger(), ReadCommitted: true}
+	return stream.GlobalConfig{Brokers: d.brokers, ClientOpts: d.kopts, Logger: d.logger(), ReadCommitted: true}
 }
 
 func (d *deps) logger() *slog.Logger { return d.env.Logger }
@@ -148,10 +151,14 @@ func (d *deps) redis(ctx context.Context) (*redis.Store, error) {
 	if d.rds != nil {
 		return d.rds, nil
 	}
-	if d.set.redisAddr == "" {
+	if d.set.redis.addr == "" {
 		return nil, usagef("this service needs Redis: pass --redis host:port or set CRATESTREAM_REDIS")
 	}
-	r, err := redis.Open(ctx, redis.Options{Addr: d.set.redisAddr})
+	ro, err := d.set.redis.redisOptions()
+	if err != nil {
+		return nil, err
+	}
+	r, err := redis.Open(ctx, ro)
 	if err != nil {
 		return nil, err
 	}
@@ -166,8 +173,8 @@ func (d *deps) producer() (*kgo.Client, error) {
 	if d.kprod != nil {
 		return d.kprod, nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(d.brokers...), kgo.ProducerLinger(2*time.Millisecond),
-		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(d.brokers...), kgo.ProducerLinger(2 * time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.NoCompression())}, d.kopts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +213,7 @@ func services() []service {
 		{
 			name: recommend.Name, summary: "user-profiles.v1 -> fold-in through the model cascade -> user-candidates.v1, rec-outcomes.v1", mode: stream.ExactlyOnce,
 			build: func(d *deps, mode stream.Mode) (*stream.Processor, error) {
-				models := recommend.NewModelStore(d.brokers, d.logger())
+				models := recommend.NewModelStore(d.brokers, d.logger(), d.kopts...)
 				d.mu.Lock()
 				d.models = models
 				d.mu.Unlock()
@@ -218,7 +225,7 @@ func services() []service {
 		{
 			name: "trainer", summary: "trains the ALS model from user-profiles.v1 every --train-every or --train-after interactions",
 			run: func(ctx context.Context, d *deps) error {
-				return recommend.RunTrainer(ctx, recommend.TrainConfig{Brokers: d.brokers, Logger: d.logger()},
+				return recommend.RunTrainer(ctx, recommend.TrainConfig{Brokers: d.brokers, ClientOpts: d.kopts, Logger: d.logger()},
 					recommend.ScheduleConfig{Every: d.set.trainEvery, AfterInteractions: d.set.trainAfter})
 			},
 		},
@@ -324,7 +331,7 @@ func runScraper(ctx context.Context, d *deps) error {
 	if err != nil {
 		return err
 	}
-	return s.Run(ctx, scraper.WorkerConfig{Brokers: d.brokers})
+	return s.Run(ctx, scraper.WorkerConfig{Brokers: d.brokers, ClientOpts: d.kopts})
 }
 
 func runImporter(ctx context.Context, d *deps) error {
@@ -344,14 +351,18 @@ func runImporter(ctx context.Context, d *deps) error {
 	if err != nil {
 		return err
 	}
-	return im.Run(ctx, importer.WorkerConfig{Brokers: d.brokers})
+	return im.Run(ctx, importer.WorkerConfig{Brokers: d.brokers, ClientOpts: d.kopts})
 }
 
 func runSink(ctx context.Context, d *deps) error {
-	if d.set.clickhouseAddr == "" {
+	if d.set.clickhouse.addr == "" {
 		return usagef("clickhouse-sink needs ClickHouse: pass --clickhouse host:port or set CRATESTREAM_CLICKHOUSE")
 	}
-	conn, err := chsink.Open(ctx, chsink.ConnOptions{Addr: []string{d.set.clickhouseAddr}})
+	co, err := d.set.clickhouse.clickhouseOptions()
+	if err != nil {
+		return err
+	}
+	conn, err := chsink.Open(ctx, co)
 	if err != nil {
 		return err
 	}
@@ -361,7 +372,7 @@ func runSink(ctx context.Context, d *deps) error {
 		return fmt.Errorf("clickhouse migrations: %w", err)
 	}
 	d.logger().Info("clickhouse migrated", "result", fmt.Sprintf("%+v", res))
-	s, err := chsink.NewSink(chsink.Config{Brokers: d.brokers, Conn: conn, Metrics: d.srv.Registry, Logger: d.logger()})
+	s, err := chsink.NewSink(chsink.Config{Brokers: d.brokers, KafkaOpts: d.kopts, Conn: conn, Metrics: d.srv.Registry, Logger: d.logger()})
 	if err != nil {
 		return err
 	}
@@ -381,14 +392,19 @@ func runGateway(ctx context.Context, d *deps) error {
 	if err != nil {
 		return err
 	}
-	rc.Brokers = d.brokers
+	rc.Brokers, rc.KafkaOpts = d.brokers, d.kopts
+	if rc.LookupSecret, err = d.set.lookup.get(); err != nil {
+		return err
+	}
 	rc.Gateway.Producer, rc.Gateway.Status, rc.Gateway.Logger = prod, rds, d.logger()
 	rc.Gateway.Discogs.APIURL, rc.Gateway.Discogs.UserAgent = d.set.discogsAPI, d.set.userAgent
 	rc.Gateway.UI = web.Handler()
 	// The pipeline dashboard reads the processors running in this process.
 	rc.Gateway.Metrics = d.srv.Registry
-	if d.set.clickhouseAddr != "" {
-		rc.ClickHouse = d.set.clickhouseAddr
+	if d.set.clickhouse.addr != "" {
+		if rc.ClickHouse, err = d.set.clickhouse.clickhouseOptions(); err != nil {
+			return err
+		}
 	}
 	if d.gatewayHook != nil {
 		d.gatewayHook(&rc)
@@ -419,6 +435,21 @@ func runFakemarket(ctx context.Context, d *deps) error {
 	return nil
 }
 
+// serviceMode is the delivery mode svc runs in with --mode override.
+func serviceMode(svc service, override string) (stream.Mode, error) {
+	if override == "" {
+		return svc.mode, nil
+	}
+	m, err := stream.ParseMode(override)
+	if err != nil {
+		return 0, usagef("%v", err)
+	}
+	if svc.build != nil && svc.fixedMode && m != svc.mode {
+		return 0, usagef("--mode %s: %s runs %s only (exactly one result per request rests on its transactions)", m, svc.name, svc.mode)
+	}
+	return m, nil
+}
+
 // startServices builds and runs the named services until ctx ends or one
 // fails.
 func startServices(ctx context.Context, d *deps, names []string) error {
@@ -433,22 +464,20 @@ func startServices(ctx context.Context, d *deps, names []string) error {
 			workers = append(workers, svc)
 			continue
 		}
-		mode := svc.mode
-		if d.set.mode != "" {
-			m, err := stream.ParseMode(d.set.mode)
-			if err != nil {
-				return usagef("%v", err)
-			}
-			if svc.fixedMode && m != svc.mode {
-				return usagef("--mode %s: %s runs %s only (exactly one result per request rests on its transactions)", m, n, svc.mode)
-			}
-			mode = m
+		mode, err := serviceMode(svc, d.set.mode)
+		if err != nil {
+			return err
 		}
 		p, err := svc.build(d, mode)
 		if err != nil {
 			return err
 		}
 		cf := d.streamCf
+		if cf.LookupSecret == "" {
+			if cf.LookupSecret, err = d.set.lookup.get(); err != nil {
+				return err
+			}
+		}
 		if n == cartbuilder.Name && (cf.CommitInterval <= 0 || cf.CommitInterval > cartbuilder.CommitInterval) {
 			// Its results wait for the commit: see cartbuilder.CommitInterval.
 			cf.CommitInterval = cartbuilder.CommitInterval

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cratestream/cratestream/internal/stream"
 	"github.com/cratestream/cratestream/schemas/topics"
@@ -28,7 +27,8 @@ func topicsCommand() command {
 	}
 	c.run = func(ctx context.Context, env *Env, args []string) error {
 		fs := newFlags(env, c)
-		brokers := brokersFlag(fs, env)
+		var kf kafkaFlags
+		kf.register(fs, env)
 		replication := fs.Int("replication", -1, "replication factor of created topics (-1: broker default)")
 		if err := parse(fs, args); err != nil {
 			return err
@@ -45,11 +45,11 @@ func topicsCommand() command {
 			}
 			return tw.Flush()
 		}
-		bs, err := splitBrokers(*brokers)
+		kc, err := kf.connect(ctx, env.Logger)
 		if err != nil {
 			return err
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(bs...))
+		cl, err := kc.client()
 		if err != nil {
 			return err
 		}

@@ -23,7 +23,8 @@ scheduled training run the "trainer" service (cratestream run trainer).`,
 	}
 	c.run = func(ctx context.Context, env *Env, args []string) error {
 		fs := newFlags(env, c)
-		brokers := brokersFlag(fs, env)
+		var kf kafkaFlags
+		kf.register(fs, env)
 		def := recsys.DefaultALSConfig()
 		factors := fs.Int("factors", def.Factors, "latent factors")
 		reg := fs.Float64("regularization", def.Regularization, "L2 regularisation")
@@ -32,13 +33,13 @@ scheduled training run the "trainer" service (cratestream run trainer).`,
 		if err := parse(fs, args); err != nil {
 			return err
 		}
-		bs, err := splitBrokers(*brokers)
+		kc, err := kf.connect(ctx, env.Logger)
 		if err != nil {
 			return err
 		}
 		cfg := def
 		cfg.Factors, cfg.Regularization, cfg.Alpha, cfg.Iterations = *factors, *reg, *alpha, *iters
-		man, err := recommend.Train(ctx, recommend.TrainConfig{Brokers: bs, ALS: cfg, Logger: env.Logger})
+		man, err := recommend.Train(ctx, recommend.TrainConfig{Brokers: kc.brokers, ClientOpts: kc.opts, ALS: cfg, Logger: env.Logger})
 		if err != nil {
 			return err
 		}

@@ -75,7 +75,7 @@ func TestWebUIEndToEnd(t *testing.T) {
 	// With ClickHouse installed, the sink feeds the dashboard's market charts.
 	withCH := false
 	if _, ok := embedded.LookPath("clickhouse-server"); ok {
-		d.set.clickhouseAddr, withCH = testutil.ClickHouse(t), true
+		d.set.clickhouse.addr, withCH = testutil.ClickHouse(t), true
 		services = append(services, "clickhouse-sink")
 	}
 	type listening struct{ base, link string }

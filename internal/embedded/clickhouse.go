@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"encoding/xml"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,14 +12,20 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/cratestream/cratestream/internal/devcert"
 )
 
 // ClickHouse is a clickhouse-server child process with a generated config.
 type ClickHouse struct {
 	// Addr is the native protocol address (host:port).
-	Addr  string
-	Dir   string
-	child *child
+	Addr string
+	// SecureAddr is the native protocol's TLS address when TLS was asked
+	// for.
+	SecureAddr string
+	Dir        string
+	password   string
+	child      *child
 }
 
 // ClickHouseOptions configures StartClickHouse.
@@ -26,6 +33,11 @@ type ClickHouseOptions struct {
 	// Dir holds the data, config and logs; a second run reuses the data.
 	// Empty uses a temporary directory.
 	Dir string
+	// Password, when set, is the default user's.
+	Password string
+	// TLS, when set, also serves the native protocol over TLS with this
+	// certificate (tcp_port_secure), at SecureAddr.
+	TLS *devcert.Files
 }
 
 // ErrClickHouseMissing says clickhouse-server is not installed.
@@ -56,7 +68,23 @@ const clickhouseConfig = `<?xml version="1.0"?>
     <mark_cache_size>268435456</mark_cache_size>
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
     <max_concurrent_queries>64</max_concurrent_queries>
-</yandex>
+{{TLS}}</yandex>
+`
+
+// clickhouseTLS is the secure native port; verificationMode none: clients
+// are not asked for certificates (they authenticate with a password).
+const clickhouseTLS = `    <tcp_port_secure>{{PORT}}</tcp_port_secure>
+    <openSSL>
+        <server>
+            <certificateFile>{{CERT}}</certificateFile>
+            <privateKeyFile>{{KEY}}</privateKeyFile>
+            <verificationMode>none</verificationMode>
+            <loadDefaultCAFile>false</loadDefaultCAFile>
+            <cacheSessions>true</cacheSessions>
+            <disableProtocols>sslv2,sslv3</disableProtocols>
+            <preferServerCiphers>true</preferServerCiphers>
+        </server>
+    </openSSL>
 `
 
 const clickhouseUsers = `<?xml version="1.0"?>
@@ -70,7 +98,7 @@ const clickhouseUsers = `<?xml version="1.0"?>
     </profiles>
     <users>
         <default>
-            <password></password>
+            <password>{{PASSWORD}}</password>
             <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
             <profile>default</profile>
             <quota>default</quota>
@@ -109,21 +137,31 @@ func StartClickHouse(ctx context.Context, o ClickHouseOptions) (*ClickHouse, err
 	if err != nil {
 		return nil, err
 	}
-	cfg := strings.NewReplacer("{{DIR}}", dir, "{{TCP}}", strconv.Itoa(tcp), "{{HTTP}}", strconv.Itoa(httpPort)).Replace(clickhouseConfig)
+	tlsSection, secure := "", 0
+	if o.TLS != nil {
+		if secure, err = freePort(); err != nil {
+			return nil, err
+		}
+		tlsSection = strings.NewReplacer("{{PORT}}", strconv.Itoa(secure), "{{CERT}}", o.TLS.Cert, "{{KEY}}", o.TLS.Key).Replace(clickhouseTLS)
+	}
+	cfg := strings.NewReplacer("{{DIR}}", dir, "{{TCP}}", strconv.Itoa(tcp), "{{HTTP}}", strconv.Itoa(httpPort), "{{TLS}}", tlsSection).Replace(clickhouseConfig)
 	// 18.16 counts one core in some VMs: give queries the machine's CPUs.
-	users := strings.NewReplacer("{{DIR}}", dir, "{{THREADS}}", strconv.Itoa(runtime.NumCPU())).Replace(clickhouseUsers)
+	users := strings.NewReplacer("{{DIR}}", dir, "{{THREADS}}", strconv.Itoa(runtime.NumCPU()), "{{PASSWORD}}", xmlEscape(o.Password)).Replace(clickhouseUsers)
 	cfgPath := filepath.Join(dir, "config.xml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "users.xml"), []byte(users), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "users.xml"), []byte(users), 0o600); err != nil {
 		return nil, err
 	}
 	c, err := startChild("clickhouse-server", bin, "--config-file="+cfgPath)
 	if err != nil {
 		return nil, err
 	}
-	ch := &ClickHouse{Addr: "127.0.0.1:" + strconv.Itoa(tcp), Dir: dir, child: c}
+	ch := &ClickHouse{Addr: "127.0.0.1:" + strconv.Itoa(tcp), Dir: dir, password: o.Password, child: c}
+	if secure != 0 {
+		ch.SecureAddr = "127.0.0.1:" + strconv.Itoa(secure)
+	}
 	if err := waitReady(ctx, c, 60*time.Second, ch.ping); err != nil {
 		c.stop()
 		return nil, err
@@ -131,8 +169,15 @@ func StartClickHouse(ctx context.Context, o ClickHouseOptions) (*ClickHouse, err
 	return ch, nil
 }
 
+func xmlEscape(s string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
 func (ch *ClickHouse) ping(ctx context.Context) error {
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch.Addr}, DialTimeout: time.Second})
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch.Addr}, DialTimeout: time.Second,
+		Auth: clickhouse.Auth{Username: "default", Password: ch.password}})
 	if err != nil {
 		return err
 	}

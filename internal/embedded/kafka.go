@@ -5,6 +5,7 @@
 package embedded
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -46,6 +47,17 @@ type KafkaOptions struct {
 	CleanerInterval time.Duration
 	// Logger receives the cluster's warnings; nil discards them.
 	Logger *slog.Logger
+	// SASL, when set, requires clients to authenticate as one of these
+	// users (a secured development cluster, and the security tests).
+	SASL []SASLUser
+	// TLS, when set, serves TLS only, with this configuration.
+	TLS *tls.Config
+}
+
+// SASLUser is a user of a cluster with SASL: Mechanism is PLAIN,
+// SCRAM-SHA-256 or SCRAM-SHA-512.
+type SASLUser struct {
+	Mechanism, User, Password string
 }
 
 // Kafka is a running in-process cluster speaking the real Kafka protocol.
@@ -99,6 +111,15 @@ func StartKafka(o KafkaOptions) (*Kafka, error) {
 	}
 	if o.Logger != nil {
 		opts = append(opts, kfake.WithLogger(slogKfake{o.Logger}))
+	}
+	if len(o.SASL) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+		for _, u := range o.SASL {
+			opts = append(opts, kfake.Superuser(u.Mechanism, u.User, u.Password))
+		}
+	}
+	if o.TLS != nil {
+		opts = append(opts, kfake.TLS(o.TLS))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {

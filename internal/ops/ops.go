@@ -63,12 +63,7 @@ func (s *Server) AddReadiness(c Check) { s.ready = append(s.ready, c) }
 func (s *Server) AddRunner(r *stream.Runner) {
 	name := r.Processor().Name()
 	s.AddLiveness(Check{Name: name, Fn: r.Healthy})
-	s.AddReadiness(Check{Name: name, Fn: func() error {
-		if !r.Ready() {
-			return errors.New("not ready: joining the group or restoring state")
-		}
-		return nil
-	}})
+	s.AddReadiness(Check{Name: name, Fn: r.Readiness})
 	s.mux.Handle(stream.StorePath+name+"/", r)
 }
 

@@ -57,7 +57,8 @@ func TestOpsServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := profile.New(profile.Options{Mode: stream.ExactlyOnce})
-	r, err := stream.NewRunner(p, stream.Config{Brokers: k.Addrs(), InstanceID: "ops", AdvertiseAddr: addr,
+	const secret = "ops-test-lookup-secret"
+	r, err := stream.NewRunner(p, stream.Config{Brokers: k.Addrs(), InstanceID: "ops", AdvertiseAddr: addr, LookupSecret: secret,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: srv.Registry, CommitInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -81,16 +82,16 @@ func TestOpsServer(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		code, body := get(t, base+stream.StorePath+"profile/profiles/"+base64.RawURLEncoding.EncodeToString([]byte("carol")))
-		if code == http.StatusOK {
+		v, found, _, err := stream.FetchStore(ctx, http.DefaultClient, addr, secret, "profile", "profiles", []byte("carol"))
+		if err == nil && found {
 			var prof pb.UserProfile
-			if err := proto.Unmarshal([]byte(body), &prof); err != nil || prof.UserId != "carol" {
+			if err := proto.Unmarshal(v, &prof); err != nil || prof.UserId != "carol" {
 				t.Fatalf("lookup body: %v %v", err, &prof)
 			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("lookup never succeeded: %d %s", code, body)
+			t.Fatalf("lookup never succeeded: %v %v", found, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -100,8 +101,12 @@ func TestOpsServer(t *testing.T) {
 	if code, body := get(t, base+"/healthz"); code != http.StatusOK {
 		t.Errorf("healthz = %d %s", code, body)
 	}
-	if code, _ := get(t, base+stream.StorePath+"profile/profiles/"+base64.RawURLEncoding.EncodeToString([]byte("nobody"))); code != http.StatusNotFound {
-		t.Errorf("absent key = %d", code)
+	if _, found, served, err := stream.FetchStore(ctx, http.DefaultClient, addr, secret, "profile", "profiles", []byte("nobody")); found || !served || err != nil {
+		t.Errorf("absent key = %v %v %v", found, served, err)
+	}
+	// Probes and metrics need no secret; a collector's state does.
+	if code, _ := get(t, base+stream.StorePath+"profile/profiles/"+base64.RawURLEncoding.EncodeToString([]byte("carol"))); code != http.StatusUnauthorized {
+		t.Errorf("lookup without the secret = %d, want 401", code)
 	}
 	_, metrics := get(t, base+"/metrics")
 	for _, want := range []string{

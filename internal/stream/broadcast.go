@@ -132,62 +132,26 @@ func (r *Runner) deliverBroadcast() *transientError {
 	}
 	//lint:ignore SA1012 a nil context is kgo's documented "take what is buffered, never block"
 	fs := r.bcl.PollRecords(nil, r.cfg.MaxPollRecords)
-	var te *transientError
 	parts := sortedPartitions(r.tasks)
-	// Store the starting positions of new tasks, so that a reassignment
-	// resumes there rather than at a later end.
-	for _, p := range parts {
-		t := r.tasks[p]
-		if !t.bposUnsaved {
-			continue
-		}
-		if err := r.ensureTxn(); err != nil {
-			return &transientError{tp{"broadcast", -1}, -1, err}
-		}
-		r.dirty = true
-		r.ctx.t = t
-		for k, off := range t.bpos {
-			if err := r.p.sys.Put(&r.ctx, bcastKey(k), be8(off)); err != nil {
-				return &transientError{tp{"broadcast", -1}, -1, err}
-			}
-		}
-		t.bposUnsaved = false
+	if err := r.saveBroadcastStarts(parts); err != nil {
+		return &transientError{tp{"broadcast", -1}, -1, err}
 	}
+	var te *transientError
 	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if te != nil || len(fp.Records) == 0 {
 			return
 		}
 		in := r.bcast[fp.Topic]
-		key := tp{fp.Topic, fp.Partition}
 		for _, rec := range fp.Records {
-			for _, p := range parts {
-				t := r.tasks[p]
-				if pos, ok := t.bpos[key]; ok && rec.Offset < pos {
-					continue
-				}
-				if err := r.ensureTxn(); err != nil {
-					te = &transientError{key, rec.Offset, err}
-					return
-				}
-				if err := r.handleRecord(in, t, rec); err != nil {
-					te = &transientError{key, rec.Offset, err}
-					return
-				}
-				t.bpos[key] = rec.Offset + 1
-				r.ctx.t = t
-				if err := r.p.sys.Put(&r.ctx, bcastKey(key), be8(rec.Offset+1)); err != nil {
-					te = &transientError{key, rec.Offset, err}
-					return
-				}
+			if err := r.broadcastRecord(in, rec, parts); err != nil {
+				// A broadcast partition is not paused: the whole
+				// batch is retried after the backoff of the topic.
+				te = &transientError{tp{fp.Topic, -1}, rec.Offset, err}
+				return
 			}
 		}
 		r.m.recordsIn.WithLabelValues(fp.Topic).Add(float64(len(fp.Records)))
 	})
-	if te != nil {
-		// A broadcast partition is not paused: the whole batch is
-		// retried after the backoff of the topic.
-		te.tp.partition = -1
-	}
 	return te
 }
 

@@ -12,7 +12,7 @@ import (
 // and the record it handles (nil for timers).
 type Ctx struct {
 	context.Context
-	r   *Runner
+	e   *engine
 	t   *task
 	rec *kgo.Record
 	now time.Time
@@ -59,7 +59,7 @@ func (c *Ctx) Tombstone() bool { return c.rec != nil && c.rec.Value == nil }
 func (c *Ctx) Now() time.Time { return c.now }
 
 // Processor is the name of the running processor.
-func (c *Ctx) Processor() string { return c.r.p.name }
+func (c *Ctx) Processor() string { return c.e.p.name }
 
 // Emit produces (key, value) to t: inside the transaction in exactly-once
 // mode, partitioned like every Kafka client does.
@@ -72,7 +72,7 @@ func Emit[K, V any](c *Ctx, t Topic[K, V], key K, value V) error {
 	if err != nil {
 		return fmt.Errorf("emit to %s: encode value: %w", t.Name, err)
 	}
-	return c.r.emit(t.Name, kb, vb)
+	return c.e.emit(t.Name, kb, vb)
 }
 
 // EmitTombstone produces a nil value for key to t (delete on compacted
@@ -82,5 +82,5 @@ func EmitTombstone[K, V any](c *Ctx, t Topic[K, V], key K) error {
 	if err != nil {
 		return fmt.Errorf("emit to %s: encode key: %w", t.Name, err)
 	}
-	return c.r.emit(t.Name, kb, nil)
+	return c.e.emit(t.Name, kb, nil)
 }

@@ -37,17 +37,60 @@ func NewDeadLetter(rec *kgo.Record, processor, class string, reason error, now t
 }
 
 // deadLetter sends rec to the dead-letter topic with the reason, inside the
-// current transaction in exactly-once mode.
-func (r *Runner) deadLetter(rec *kgo.Record, err error) {
+// current transaction in exactly-once mode. It returns a *haltError when
+// dead letters have become a storm.
+func (e *engine) deadLetter(rec *kgo.Record, err error) error {
 	class := classOf(err)
-	dl := NewDeadLetter(rec, r.p.name, class, err, time.Now(), r.cfg.MaxRecordBytes-4096)
+	dl := NewDeadLetter(rec, e.p.name, class, err, time.Now(), e.maxRecordBytes-4096)
 	b, merr := marshalOpts.Marshal(dl)
 	if merr != nil {
-		r.log.Error("encode dead letter", "err", merr)
-		return
+		// A DeadLetter of bytes and strings always encodes; if it does
+		// not, dropping the record silently is the one wrong answer.
+		return fmt.Errorf("encode dead letter of %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, merr)
 	}
-	r.log.Warn("dead letter", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "class", class, "reason", err)
-	r.produce(&kgo.Record{Topic: r.cfg.DLQTopic, Key: rec.Key, Value: b}, nil)
-	r.m.dlq.WithLabelValues(class).Inc()
-	r.dlqCount.Add(1)
+	e.log.Warn("dead letter", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "class", class, "reason", err)
+	e.out.produce(&kgo.Record{Topic: e.dlqTopic, Key: rec.Key, Value: b}, nil)
+	e.m.dlq.WithLabelValues(class).Inc()
+	e.dlqCount.Add(1)
+	return e.guard.record(true)
 }
+
+// deadLetterGuard halts a processor whose input is mostly dead-lettered: a
+// bug that makes every record panic, or a producer writing garbage, must
+// not quietly drain a topic into dlq.v1. It counts handled records in
+// windows of size records and trips when more than ratio of a window were
+// dead letters.
+type deadLetterGuard struct {
+	size       int
+	ratio      float64
+	seen, dead int
+}
+
+func newDeadLetterGuard(size int, ratio float64) deadLetterGuard {
+	return deadLetterGuard{size: size, ratio: ratio}
+}
+
+// record counts one handled record and returns a *haltError once the
+// window's dead letters pass the limit.
+func (g *deadLetterGuard) record(dead bool) error {
+	if g.size <= 0 || g.ratio >= 1 {
+		return nil
+	}
+	g.seen++
+	if dead {
+		g.dead++
+	}
+	if float64(g.dead) > g.ratio*float64(g.size) {
+		return &haltError{reason: fmt.Sprintf("%d of the last %d records were dead-lettered (limit %.0f%% of %d); halted so that a bug or a bad producer does not drain the input into the dead-letter topic: fix the cause and restart",
+			g.dead, g.seen, 100*g.ratio, g.size)}
+	}
+	if g.seen >= g.size {
+		g.seen, g.dead = 0, 0
+	}
+	return nil
+}
+
+// haltError stops a processor until it is restarted.
+type haltError struct{ reason string }
+
+func (e *haltError) Error() string { return "halted: " + e.reason }

@@ -194,8 +194,7 @@ func TestTimersSurviveACrash(t *testing.T) {
 	a := start(t, build(), cfg)
 	recs, _ := inputs(20, 20, 1)
 	c.produce(t, recs...)
-	waitFor(t, "scheduled", 20*time.Second, func() bool { return a.r.Stats().Processed >= 20 })
-	time.Sleep(200 * time.Millisecond) // committed
+	waitFor(t, "scheduled and committed", 20*time.Second, func() bool { return a.r.Stats().Processed >= 20 && a.r.Idle() })
 	a.r.Kill()
 	a.stop(t)
 
@@ -222,9 +221,8 @@ func TestBroadcastReachesEveryTask(t *testing.T) {
 	a := start(t, build(), c.config("a"))
 	b := start(t, build(), c.config("b"))
 	waitFor(t, "both own tasks", 20*time.Second, func() bool {
-		return a.r.Stats().Tasks == 3 && b.r.Stats().Tasks == 3 && a.r.Ready() && b.r.Ready()
+		return a.r.Stats().Tasks == 3 && b.r.Stats().Tasks == 3 && a.r.Ready() && b.r.Ready() && a.r.Idle() && b.r.Idle()
 	})
-	time.Sleep(500 * time.Millisecond) // starting positions committed
 	const n = 10
 	for i := 0; i < n; i++ {
 		c.produce(t, &kgo.Record{Topic: "ctl", Key: []byte("c" + strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
@@ -337,6 +335,7 @@ func TestLookupsAcrossInstances(t *testing.T) {
 		t.Cleanup(srv.Close)
 		cfg := c.config(name)
 		cfg.AdvertiseAddr = strings.TrimPrefix(srv.URL, "http://")
+		cfg.LookupSecret = "shared between instances"
 		p, tbl := counter(stream.ExactlyOnce)
 		rn := start(t, p, cfg)
 		hmu.Lock()
@@ -350,7 +349,7 @@ func TestLookupsAcrossInstances(t *testing.T) {
 	recs, want := inputs(2000, 25, 0)
 	c.produce(t, recs...)
 	c.readAll(t, "out", 2000, 30*time.Second)
-	time.Sleep(200 * time.Millisecond) // committed to the base stores
+	waitFor(t, "committed to the base stores", 20*time.Second, func() bool { return insts[0].rn.r.Idle() && insts[1].rn.r.Idle() })
 	ctx := context.Background()
 	remote := 0
 	for k, n := range want {
@@ -370,6 +369,37 @@ func TestLookupsAcrossInstances(t *testing.T) {
 	if _, ok, err := stream.Lookup(ctx, insts[0].rn.r, insts[0].tbl, "absent"); ok || err != nil {
 		t.Errorf("absent key: %v, %v", ok, err)
 	}
+	// Whoever reaches an ops port without the secret reads nothing.
+	for _, secret := range []string{"", "guess"} {
+		addr := insts[1].rn.r.AdvertisedAddr()
+		_, found, served, err := stream.FetchStore(ctx, http.DefaultClient, addr, secret, "counter", "counts", []byte("k1"))
+		if found || served || err == nil || !strings.Contains(err.Error(), "401") && !strings.Contains(err.Error(), "lookup secret") {
+			t.Errorf("lookup with secret %q: found=%v served=%v err=%v, want a 401", secret, found, served, err)
+		}
+	}
+}
+
+// An instance without a lookup secret serves no remote lookup at all.
+func TestLookupsWithoutSecretRefused(t *testing.T) {
+	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec)
+	p, _ := counter(stream.ExactlyOnce)
+	a := start(t, p, c.config("a"))
+	srv := httptest.NewServer(a.r)
+	t.Cleanup(srv.Close)
+	for _, secret := range []string{"", "anything"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+stream.StorePath+"counter/counts/azE", nil)
+		if secret != "" {
+			req.Header.Set(stream.LookupHeader, "Bearer "+secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("secret %q: status %d, want 401", secret, resp.StatusCode)
+		}
+	}
 }
 
 // Broadcast records written while the processor was down reach every task
@@ -380,8 +410,7 @@ func TestBroadcastWhileDown(t *testing.T) {
 	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec, ctl.TopicSpec)
 	build := func() *stream.Processor { return bcastProcessor(ctl) }
 	a := start(t, build(), c.config("a"))
-	waitFor(t, "tasks", 20*time.Second, func() bool { return a.r.Stats().Tasks == 6 && a.r.Ready() })
-	time.Sleep(500 * time.Millisecond) // starting positions committed
+	waitFor(t, "tasks and their starting positions", 20*time.Second, func() bool { return a.r.Stats().Tasks == 6 && a.r.Ready() && a.r.Idle() })
 	a.stop(t)
 	const n = 8
 	for i := 0; i < n; i++ {
@@ -433,14 +462,55 @@ func TestKeysIncludeOpenWrites(t *testing.T) {
 }
 
 // bcastProcessor emits, for every broadcast record of ctl, the record's
-// value keyed by the task that saw it.
-func bcastProcessor(ctl stream.Topic[string, int64]) *stream.Processor {
+// value keyed by the task that saw it; tasks in reject dead-letter it.
+func bcastProcessor(ctl stream.Topic[string, int64], reject ...int32) *stream.Processor {
 	p := stream.NewProcessor("bcast", stream.ExactlyOnce)
 	stream.Consume(p, inTopic, func(*stream.Ctx, string, int64) error { return nil })
 	stream.Broadcast(p, ctl, func(c *stream.Ctx, k string, v int64) error {
+		if slices.Contains(reject, c.Partition()) {
+			return stream.Invalidf("task %d rejects %s", c.Partition(), k)
+		}
 		return stream.Emit(c, outTopic, strconv.Itoa(int(c.Partition())), v)
 	})
 	return p
+}
+
+// One task dead-letters every broadcast record. The tasks before it must
+// keep their positions: the dead letter's rollback used to take back the
+// position the previous task had just stored, so a restart delivered every
+// record to it again.
+func TestBroadcastDeadLetterKeepsOtherPositions(t *testing.T) {
+	ctl := stream.NewTopic(topicSpec("ctl", 2, stream.CleanupDelete), stream.Codec[string](stream.StringCodec{}), stream.Codec[int64](seqCodec{}))
+	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec, ctl.TopicSpec)
+	build := func() *stream.Processor { return bcastProcessor(ctl, 1) }
+	a := start(t, build(), c.config("a"))
+	waitFor(t, "tasks and their starting positions", 20*time.Second, func() bool { return a.r.Stats().Tasks == 6 && a.r.Ready() && a.r.Idle() })
+	const n = 5
+	for i := 0; i < n; i++ {
+		c.produce(t, &kgo.Record{Topic: "ctl", Key: []byte("c" + strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
+	}
+	c.readAll(t, "out", 5*n, 30*time.Second)
+	waitFor(t, "committed", 20*time.Second, a.r.Idle)
+	a.stop(t)
+	cfg := c.config("a")
+	b := start(t, build(), cfg)
+	waitFor(t, "restarted", 20*time.Second, func() bool { return b.r.Ready() && b.r.Idle() })
+	c.produce(t, &kgo.Record{Topic: "ctl", Key: []byte("c" + strconv.Itoa(n)), Value: []byte(strconv.Itoa(n))})
+	out := c.readAll(t, "out", 5*(n+1), 30*time.Second)
+	got := map[string]int{}
+	for _, r := range out {
+		got[string(r.Key)+"/"+string(r.Value)]++
+	}
+	for _, p := range []int{0, 2, 3, 4, 5} {
+		for i := 0; i <= n; i++ {
+			if k := fmt.Sprintf("%d/%d", p, i); got[k] != 1 {
+				t.Errorf("task %d saw broadcast %d %d times", p, i, got[k])
+			}
+		}
+	}
+	if len(out) != 5*(n+1) {
+		t.Errorf("%d outputs, want %d", len(out), 5*(n+1))
+	}
 }
 
 // checkEveryTaskOnce: each of tasks saw broadcasts 0..n-1 exactly once.

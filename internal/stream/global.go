@@ -203,6 +203,21 @@ func (g *GlobalTable[K, V]) apply(k K, v V, del bool) {
 	}
 }
 
+// Inject applies a row as if read from the topic at partition and offset
+// (a tombstone deletes it) and marks the table caught up: how the in-memory
+// tester (streamtest) fills a table without Kafka. A running table would
+// overwrite it.
+func (g *GlobalTable[K, V]) Inject(partition int32, offset int64, key K, value V, tombstone bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.apply(key, value, tombstone)
+	g.applied[partition] = max(g.applied[partition], offset+1)
+	if !isClosed(g.caught) {
+		close(g.caught)
+	}
+	g.changed.Broadcast()
+}
+
 // Run consumes the topic from the beginning and keeps the table current
 // until ctx is canceled.
 func (g *GlobalTable[K, V]) Run(ctx context.Context) error {

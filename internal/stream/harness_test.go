@@ -113,31 +113,54 @@ func (c *cluster) produce(t *testing.T, recs ...*kgo.Record) {
 }
 
 // readAll reads topic from the start (read_committed) until want records
-// arrived or the timeout passed.
+// arrived or the timeout passed, then on to the topic's last stable offsets
+// as of then: a duplicate committed by that time is in the result.
 func (c *cluster) readAll(t *testing.T, topic string, want int, timeout time.Duration) []*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(append(clientOpts(),
 		kgo.SeedBrokers(c.Addrs()...),
 		kgo.ConsumeTopics(topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), // see every offset up to the end
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	var out []*kgo.Record
-	deadline := time.Now().Add(timeout)
-	for len(out) < want && time.Now().Before(deadline) {
+	next := map[int32]int64{}
+	poll := func(deadline time.Time) {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		fs := cl.PollFetches(ctx)
 		cancel()
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+		fs.EachRecord(func(r *kgo.Record) {
+			next[r.Partition] = r.Offset + 1
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+		})
 	}
-	// Anything beyond want is a duplicate: give it a moment to show up.
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	fs := cl.PollFetches(ctx)
-	cancel()
-	fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	deadline := time.Now().Add(timeout)
+	for len(out) < want && time.Now().Before(deadline) {
+		poll(deadline)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stable, err := c.adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	behind := func() bool {
+		for p, o := range stable[topic] {
+			if o.Err == nil && next[p] < o.Offset {
+				return true
+			}
+		}
+		return false
+	}
+	for behind() && time.Now().Before(deadline.Add(10*time.Second)) {
+		poll(time.Now().Add(time.Second))
+	}
 	return out
 }
 

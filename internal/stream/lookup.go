@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -143,7 +144,7 @@ func (r *Runner) ownerOf(ctx context.Context, p int32, refresh bool) (string, er
 			}
 			addr := m.ClientID[strings.LastIndexByte(m.ClientID, '@')+1:]
 			for _, t := range assigned.Topics {
-				if !r.groupTopic[t.Topic] {
+				if !r.stateful[t.Topic] {
 					continue
 				}
 				for _, part := range t.Partitions {
@@ -161,36 +162,72 @@ func (r *Runner) ownerOf(ctx context.Context, p int32, refresh bool) (string, er
 }
 
 func (r *Runner) remoteGet(ctx context.Context, addr, store string, key []byte) ([]byte, bool, error) {
-	u := "http://" + addr + StorePath + url.PathEscape(r.p.name) + "/" + url.PathEscape(store) + "/" + base64.RawURLEncoding.EncodeToString(key)
+	v, found, served, err := FetchStore(ctx, r.lookups().http, addr, r.cfg.LookupSecret, r.p.name, store, key)
+	if err == nil && !served {
+		return nil, false, ErrNotLocal
+	}
+	return v, found, err
+}
+
+// LookupHeader carries the shared secret of store lookups between
+// instances, as "Bearer <secret>".
+const LookupHeader = "Authorization"
+
+// FetchStore asks the instance at addr (host:port of its ops server, or a
+// base URL) for
+// key of processor's store, presenting the lookup secret. served is false
+// when that instance does not own the key (or does not run the processor).
+func FetchStore(ctx context.Context, hc *http.Client, addr, secret, processor, store string, key []byte) (v []byte, found, served bool, err error) {
+	base := addr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u := strings.TrimRight(base, "/") + StorePath + url.PathEscape(processor) + "/" + url.PathEscape(store) + "/" + base64.RawURLEncoding.EncodeToString(key)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
-	resp, err := r.lookups().http.Do(req)
+	if secret != "" {
+		req.Header.Set(LookupHeader, "Bearer "+secret)
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, false, fmt.Errorf("lookup at %s: %w", addr, err)
+		return nil, false, false, fmt.Errorf("lookup at %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return body, true, nil
-	case http.StatusNotFound:
-		return nil, false, nil
-	case http.StatusMisdirectedRequest:
-		return nil, false, ErrNotLocal
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return body, true, true, nil
+	case resp.StatusCode == http.StatusNotFound && strings.TrimSpace(string(body)) == "not found":
+		return nil, false, true, nil
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMisdirectedRequest:
+		return nil, false, false, nil // not this instance's key, or not its processor
+	case resp.StatusCode == http.StatusUnauthorized:
+		return nil, false, false, fmt.Errorf("lookup at %s refused: the instances do not share the lookup secret (%s)", addr, strings.TrimSpace(string(body)))
 	default:
-		return nil, false, fmt.Errorf("lookup at %s: %s: %s", addr, resp.Status, strings.TrimSpace(string(body)))
+		return nil, false, false, fmt.Errorf("lookup at %s: %s: %s", addr, resp.Status, strings.TrimSpace(string(body)))
 	}
 }
 
 // ServeHTTP answers GET StorePath<processor>/<store>/<base64url key> from
 // this instance's committed state: 200 with the value bytes, 404 when absent,
-// 421 when another instance owns the key.
+// 421 when another instance owns the key, 401 without the lookup secret
+// (Config.LookupSecret; without one configured, every remote lookup is
+// refused: collectors' state is not for whoever reaches the ops port).
 func (r *Runner) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if !r.authorized(req) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="cratestream-stores"`)
+		msg := "store lookups need the instances' shared lookup secret"
+		if r.cfg.LookupSecret == "" {
+			msg = "store lookups are disabled on this instance: no lookup secret is configured"
+		}
+		http.Error(w, msg, http.StatusUnauthorized)
+		return
+	}
 	if req.Method != http.MethodGet {
 		http.Error(w, "GET only", http.StatusMethodNotAllowed)
 		return
@@ -225,6 +262,17 @@ func (r *Runner) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		_, _ = w.Write(v)
 	}
 }
+
+func (r *Runner) authorized(req *http.Request) bool {
+	if r.cfg.LookupSecret == "" {
+		return false
+	}
+	got, ok := strings.CutPrefix(req.Header.Get(LookupHeader), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(r.cfg.LookupSecret)) == 1
+}
+
+// AdvertisedAddr is where this instance serves store lookups.
+func (r *Runner) AdvertisedAddr() string { return r.cfg.AdvertiseAddr }
 
 func (r *Runner) closeLookups() {
 	if r.lk != nil && r.lk.cl != nil {

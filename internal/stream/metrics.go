@@ -22,6 +22,8 @@ type metrics struct {
 	tasks         prometheus.Gauge
 	timersFired   prometheus.Counter
 	sessionFails  prometheus.Counter
+	storesRebuilt prometheus.Counter
+	halted        prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, processor string) *metrics {
@@ -76,6 +78,12 @@ func newMetrics(reg prometheus.Registerer, processor string) *metrics {
 		})),
 		sessionFails: reg1(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cratestream_session_failures_total", Help: "Sessions (Kafka clients and group membership) that failed and were restarted.",
+		})),
+		storesRebuilt: reg1(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cratestream_stores_rebuilt_total", Help: "On-disk stores found damaged at open and rebuilt from their changelogs.",
+		})),
+		halted: reg1(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cratestream_halted", Help: "1 when the processor halted (a dead-letter storm) and waits for a restart.",
 		})),
 	}
 	return m

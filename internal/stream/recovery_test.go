@@ -2,6 +2,9 @@ package stream_test
 
 import (
 	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cratestream/cratestream/internal/stream"
@@ -210,6 +214,94 @@ func TestFailpointSpec(t *testing.T) {
 		_, err := stream.NewRunner(p, cfg)
 		if (err == nil) != tc.ok {
 			t.Errorf("failpoints %q: err = %v, want ok=%v", tc.spec, err, tc.ok)
+		}
+	}
+}
+
+// Every record panics (a bug): the processor must not drain its input into
+// the dead-letter topic. Past the dead-letter limit it halts, reports why
+// as not ready, and processes nothing more.
+func TestPanicStormHalts(t *testing.T) {
+	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec)
+	p := stream.NewProcessor("storm", stream.ExactlyOnce)
+	stream.Consume(p, inTopic, func(*stream.Ctx, string, int64) error { panic("bug") })
+	cfg := c.config("a")
+	cfg.DeadLetterWindow, cfg.MaxDeadLetterRatio = 40, 0.5
+	a := start(t, p, cfg)
+	recs, _ := inputs(2000, 10, 0)
+	c.produce(t, recs...)
+	waitFor(t, "the halt", 20*time.Second, func() bool {
+		err := a.r.Readiness()
+		return err != nil && strings.Contains(err.Error(), "halted")
+	})
+	t.Log(a.r.Readiness())
+	processed := a.r.Stats().Processed
+	more, _ := inputs(100, 10, 2000)
+	c.produce(t, more...)
+	dl := c.readAll(t, "dlq.v1", 20, 2*time.Second)
+	if len(dl) > 20 {
+		t.Errorf("%d dead letters committed, want at most the limit (20 of 40)", len(dl))
+	}
+	if n := a.r.Stats().Processed; n != processed {
+		t.Errorf("processed %d more records after halting", n-processed)
+	}
+}
+
+// An on-disk store damaged while its instance was down (a flipped block, a
+// torn manifest) is detected at open and rebuilt from its changelog: the
+// instance neither serves wrong state nor fails at every start.
+func TestDamagedStoreIsRebuilt(t *testing.T) {
+	c := newCluster(t, inTopic.TopicSpec)
+	cfg := c.config("a")
+	cfg.StateDir = t.TempDir()
+	const n = 600
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "in", Key: []byte("key" + strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))}
+	}
+	p, _ := kvWriter(64 << 10)
+	a := start(t, p, cfg)
+	c.produce(t, recs...)
+	waitFor(t, "written and committed", 30*time.Second, func() bool { return a.r.Stats().Processed >= n && a.r.Idle() })
+	a.stop(t)
+
+	damaged := 0
+	err := filepath.WalkDir(cfg.StateDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		name := d.Name()
+		if !strings.HasPrefix(name, "MANIFEST") && !strings.HasSuffix(name, ".sst") && !strings.HasSuffix(name, ".log") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || len(b) < 16 {
+			return err
+		}
+		for i := len(b) / 4; i < len(b)/2; i++ {
+			b[i] ^= 0x5a
+		}
+		damaged++
+		t.Logf("damaging %s (%d bytes)", path, len(b))
+		return os.WriteFile(path, b, 0o644)
+	})
+	if err != nil || damaged == 0 {
+		t.Fatalf("damaged %d files: %v", damaged, err)
+	}
+
+	cfg.Metrics = nil
+	p2, tbl := kvWriter(64 << 10)
+	b := start(t, p2, cfg)
+	waitFor(t, "ready", 30*time.Second, b.r.Ready)
+	if b.r.Stats().StoresRebuilt == 0 {
+		t.Error("no store was rebuilt after its files were damaged")
+	}
+	ctx := context.Background()
+	for i := 0; i < n; i++ {
+		k := "key" + strconv.Itoa(i)
+		v, ok, err := stream.Lookup(ctx, b.r, tbl, k)
+		if err != nil || !ok || v != value1k(k, int64(i)) {
+			t.Fatalf("%s = %.20q, %v, %v", k, v, ok, err)
 		}
 	}
 }

@@ -191,7 +191,7 @@ func (t *Table[K, V]) Delete(c *Ctx, key K) error {
 func (s *tableState[K, V]) write(c *Ctx, key K, e *pendingValue[V]) {
 	prev, had := s.overlay[key]
 	s.overlay[key] = e
-	c.r.undo = append(c.r.undo, func() {
+	c.e.undo = append(c.e.undo, func() {
 		if had {
 			s.overlay[key] = prev
 		} else {

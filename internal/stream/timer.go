@@ -45,7 +45,7 @@ func (t *Timer[T]) timerName() string { return t.name }
 func (c *Ctx) undoTimer(key string) {
 	idx := c.t.timers
 	prev, had := idx.at[key]
-	c.r.undo = append(c.r.undo, func() {
+	c.e.undo = append(c.e.undo, func() {
 		if had {
 			idx.set(key, prev)
 		} else {

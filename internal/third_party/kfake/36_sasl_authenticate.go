@@ -38,11 +38,8 @@ func (c *Cluster) handleSASLAuthenticate(creq *clientReq) (kmsg.Response, error)
 		if err != nil {
 			return nil, err
 		}
-		if c.sasls.plain == nil {
-			return nil, errors.New("invalid sasl")
-		}
-		if p != c.sasls.plain[u] {
-			return nil, errors.New("invalid sasl")
+		if pw, ok := c.sasls.plain[u]; !ok || p != pw {
+			return authFailed(creq.cc, resp, "PLAIN")
 		}
 		// On re-authentication, the principal must not change
 		// (SaslServerAuthenticator ensurePrincipalUnchanged).
@@ -58,12 +55,9 @@ func (c *Cluster) handleSASLAuthenticate(creq *clientReq) (kmsg.Response, error)
 		if err != nil {
 			return nil, err
 		}
-		if c.sasls.scram256 == nil {
-			return nil, errors.New("invalid sasl")
-		}
 		a, ok := c.sasls.scram256[c0.user]
 		if !ok {
-			return nil, errors.New("invalid sasl")
+			return authFailed(creq.cc, resp, "SCRAM-SHA-256")
 		}
 		if creq.cc.user != "" && creq.cc.user != c0.user {
 			return nil, errors.New("sasl reauthentication changed the authenticated user")
@@ -79,12 +73,9 @@ func (c *Cluster) handleSASLAuthenticate(creq *clientReq) (kmsg.Response, error)
 		if err != nil {
 			return nil, err
 		}
-		if c.sasls.scram512 == nil {
-			return nil, errors.New("invalid sasl")
-		}
 		a, ok := c.sasls.scram512[c0.user]
 		if !ok {
-			return nil, errors.New("invalid sasl")
+			return authFailed(creq.cc, resp, "SCRAM-SHA-512")
 		}
 		if creq.cc.user != "" && creq.cc.user != c0.user {
 			return nil, errors.New("sasl reauthentication changed the authenticated user")
@@ -98,7 +89,7 @@ func (c *Cluster) handleSASLAuthenticate(creq *clientReq) (kmsg.Response, error)
 	case saslStageAuthScram1:
 		serverFinal, err := creq.cc.s0.serverFinal(req.SASLAuthBytes)
 		if err != nil {
-			return nil, err
+			return authFailed(creq.cc, resp, "SCRAM")
 		}
 		resp.SASLAuthBytes = serverFinal
 		creq.cc.saslStage = saslStageComplete
@@ -123,4 +114,19 @@ func (c *Cluster) maybeFillSessionLifetime(cc *clientConn, resp *kmsg.SASLAuthen
 		resp.SessionLifetimeMillis = reauthMs
 	}
 	cc.hasSessionExpiry = reauthMs > 0
+}
+
+// authFailed answers wrong credentials as Kafka does, with
+// SASL_AUTHENTICATION_FAILED and a message (cratestream patch: kfake closed
+// the connection, which a client cannot tell from a network fault, so it
+// retried forever instead of reporting bad credentials). The connection is
+// left unauthenticated: any further request fails.
+func authFailed(cc *clientConn, resp *kmsg.SASLAuthenticateResponse, mechanism string) (kmsg.Response, error) {
+	cc.saslStage = saslStageBegin
+	cc.user = ""
+	cc.s0 = nil
+	msg := "Authentication failed during authentication due to invalid credentials with SASL mechanism " + mechanism
+	resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+	resp.ErrorMessage = &msg
+	return resp, nil
 }
