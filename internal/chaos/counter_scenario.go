@@ -132,9 +132,10 @@ func (s *scen) restoreFields(ctx context.Context, changelog string) {
 	}
 }
 
-// storeRebuiltPattern is what the runtime logs when it finds a store
-// damaged and rebuilds it from its changelog.
-const storeRebuiltPattern = "rebuil"
+// storeRebuiltPattern is what the runtime logs when it finds an on-disk
+// store damaged at open and rebuilds it from its changelog (the count of
+// cratestream_stores_rebuilt_total, which dies with each killed process).
+const storeRebuiltPattern = "on-disk store damaged; rebuilding"
 
 // countLogs counts the lines of the instances' logs containing pattern.
 func (s *scen) countLogs(pattern string) int {
@@ -145,7 +146,7 @@ func (s *scen) countLogs(pattern string) int {
 			continue
 		}
 		for _, l := range strings.Split(string(b), "\n") {
-			if strings.Contains(strings.ToLower(l), pattern) {
+			if strings.Contains(l, pattern) {
 				n++
 			}
 		}
