@@ -287,6 +287,13 @@ func (s *scen) run(ctx context.Context) *Result {
 	if err != nil {
 		s.problem("%v", err)
 	}
+	// A race the detector found (--race) is a report in a log, not an
+	// exit status: killed processes never exit by themselves.
+	for _, in := range s.insts {
+		if b, err := os.ReadFile(in.logPath); err == nil && strings.Contains(string(b), "WARNING: DATA RACE") {
+			s.problem("data race reported in %s", in.logPath)
+		}
+	}
 	s.res.OK = len(s.res.Problems) == 0
 	return s.res
 }
