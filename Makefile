@@ -21,6 +21,7 @@ demo: build
 test:
 	@CRATESTREAM_DEPS_REQUIRED=$(if $(filter true,$(CI)),1,0) scripts/install-deps.sh --test
 	$(GO) vet ./...
+	GOOS=darwin $(GO) build ./...
 	$(GO) test -race -timeout 20m $(RACE_PKGS)
 	$(GO) test -timeout 20m $$($(GO) list ./... | grep -v -e /internal/stream -e /internal/kv)
 

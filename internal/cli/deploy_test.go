@@ -1,8 +1,10 @@
 package cli
 
-// Checks of the deployment files against the binary: docker-compose.yml (read
-// with compose-go, as `docker compose` reads it) and deploy/k8s (rendered
-// with the kustomize API, decoded into k8s.io/api types). What the binary
+// Checks of the deployment files against the binary: docker-compose.yml alone
+// and merged with deploy/compose/secure.yml (read with compose-go, as
+// `docker compose -f ... -f ...` reads them) and deploy/k8s, the base and its
+// overlays local and secure (rendered with the kustomize API, decoded into
+// k8s.io/api types). What the binary
 // accepts is read from its own help output through Main, so a renamed flag,
 // a removed service or a flag placed after the positional arguments (where
 // the flag package no longer parses it) fails here, without Docker or a
@@ -14,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -421,22 +424,46 @@ func keys[V any](m map[string]V) string {
 
 // --- docker-compose.yml -------------------------------------------------------
 
-func loadCompose(t *testing.T) *composetypes.Project {
+// composeTestEnv stands for the environment `docker compose` runs with:
+// the variables a compose variant requires, each with a recognisable value,
+// so the test sees where every value ends up (and that none is written in
+// the files themselves). Nothing else of this machine's environment is used:
+// ${VAR:-default} takes its default.
+var composeTestEnv = map[string]string{
+	"CRATESTREAM_LOOKUP_SECRET": "lookup-secret-value-from-the-environment",
+	"GRAFANA_ADMIN_PASSWORD":    "grafana-password-value-from-the-environment",
+}
+
+// A compose variant: the files `docker compose -f ... -f ...` merges.
+type composeVariant struct {
+	name   string
+	files  []string
+	secure bool // deploy/compose/secure.yml: SASL_SSL Kafka, passwords
+}
+
+var composeVariants = []composeVariant{
+	{name: "base", files: []string{"docker-compose.yml"}},
+	{name: "secure", files: []string{"docker-compose.yml", "deploy/compose/secure.yml"}, secure: true},
+}
+
+func loadCompose(t *testing.T, files []string, env map[string]string) (*composetypes.Project, error) {
 	t.Helper()
-	opts, err := composecli.NewProjectOptions(
-		[]string{filepath.Join(repoRoot, "docker-compose.yml")},
+	var paths, kv []string
+	for _, f := range files {
+		paths = append(paths, filepath.Join(repoRoot, f))
+	}
+	for k, v := range env {
+		kv = append(kv, k+"="+v)
+	}
+	opts, err := composecli.NewProjectOptions(paths,
 		composecli.WithWorkingDirectory(repoRoot),
-		composecli.WithEnv(nil), // defaults of ${VAR:-default}, not this machine's environment
+		composecli.WithEnv(kv),
 		composecli.WithProfiles([]string{"*"}),
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := opts.LoadProject(context.Background())
-	if err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
-	}
-	return p
+	return opts.LoadProject(context.Background())
 }
 
 func ourImage(svc composetypes.ServiceConfig) bool {
@@ -456,13 +483,40 @@ func imageRepo(ref string) string {
 	return ref
 }
 
+// The lookup secret is required: without CRATESTREAM_LOOKUP_SECRET the
+// compose files do not load (`${VAR:?message}`), so no stack starts with
+// instances that answer no store lookup.
+func TestDeployComposeNeedsLookupSecret(t *testing.T) {
+	for _, v := range composeVariants {
+		env := maps.Clone(composeTestEnv)
+		delete(env, "CRATESTREAM_LOOKUP_SECRET")
+		_, err := loadCompose(t, v.files, env)
+		if err == nil || !strings.Contains(err.Error(), "CRATESTREAM_LOOKUP_SECRET") {
+			t.Errorf("%s without CRATESTREAM_LOOKUP_SECRET: err %v, want a required-variable error naming it", v.name, err)
+		}
+	}
+}
+
 func TestDeployCompose(t *testing.T) {
+	for _, v := range composeVariants {
+		t.Run(v.name, func(t *testing.T) {
+			p, err := loadCompose(t, v.files, composeTestEnv)
+			if err != nil {
+				t.Fatalf("%s: %v", strings.Join(v.files, " + "), err)
+			}
+			checkCompose(t, p, v)
+		})
+	}
+}
+
+func checkCompose(t *testing.T, p *composetypes.Project, v composeVariant) {
 	spec := loadBinarySpec(t)
 	envs := knownEnv(t)
-	p := loadCompose(t)
 
-	ran := map[string][]string{} // binary service -> compose services running it
-	opsPorts := map[string]int{} // compose service -> ops port
+	ran := map[string][]string{}  // binary service -> compose services running it
+	opsPorts := map[string]int{}  // compose service -> ops port
+	lookup := map[string]string{} // compose service -> where its lookup secret comes from
+	kafka := checkComposeKafka(t, p, v)
 	var topicsJob string
 	for name, svc := range p.Services {
 		if !ourImage(svc) {
@@ -485,9 +539,14 @@ func TestDeployCompose(t *testing.T) {
 					t.Errorf("environment %s is not read by the binary", k)
 				}
 			}
+			checkSecretFlags(t, inv)
 			if inv.command == "run" || inv.command == "topics" {
 				addr := spec.flagOrEnv(inv, env, "brokers", "CRATESTREAM_BROKERS")
 				checkComposeAddr(t, p, name, "brokers", addr)
+				kafka.checkClient(t, addr, env)
+				if v.secure {
+					checkComposeSecureClient(t, p, svc, env, kafka)
+				}
 			}
 			if inv.command == "topics" {
 				if slices.Equal(inv.args, []string{"create"}) {
@@ -531,6 +590,13 @@ func TestDeployCompose(t *testing.T) {
 				t.Fatalf("no ops port in %q", spec.opsAddr(inv, env))
 			}
 			opsPorts[name] = ops
+			checkOpsAddr(t, inv, env)
+			for _, port := range svc.Ports {
+				if int(port.Target) == ops {
+					t.Errorf("publishes the ops port %d on the host (%s): it stays inside the compose network, where Prometheus and the other instances reach it", ops, port.Published)
+				}
+			}
+			lookup[name] = composeLookupSource(t, p, svc, env)
 			allowed := spec.servicePorts(inv, env)
 			allowed[ops] = true
 			exposed := map[int]bool{}
@@ -617,6 +683,462 @@ func TestDeployCompose(t *testing.T) {
 
 	checkPrometheus(t, opsPorts)
 	checkGrafana(t)
+
+	// One lookup secret for all: every instance and the gateway (which
+	// reads recommendations from the recommend instances through lookups)
+	// take it from the same place.
+	sources := map[string][]string{}
+	for svc, src := range lookup {
+		sources[src] = append(sources[src], svc)
+	}
+	if len(sources) != 1 {
+		t.Errorf("the instances take the lookup secret from different places: %v", sources)
+	}
+	for _, s := range []string{"gateway", "recommend"} {
+		for _, svc := range ran[s] {
+			if lookup[svc] == "" {
+				t.Errorf("%s (runs %s) has no lookup secret", svc, s)
+			}
+		}
+	}
+	checkComposeSecretValues(t, p, v)
+	if v.secure {
+		checkComposeGrafanaSecure(t, p)
+	}
+}
+
+// checkComposeGrafanaSecure: with ClickHouse's `default` user gone, Grafana's
+// ClickHouse datasource logs in as ClickHouse's user with the password file
+// of the same compose secret; the datasource uids stay the dashboards'.
+func checkComposeGrafanaSecure(t *testing.T, p *composetypes.Project) {
+	t.Helper()
+	g := p.Services["grafana"]
+	const target = "/etc/grafana/provisioning/datasources/datasources.yml"
+	src := bindSourceAt(g, target)
+	if src == "" {
+		t.Errorf("grafana: no datasources file mounted at %s for the ClickHouse user", target)
+		return
+	}
+	var prov struct {
+		Datasources []struct {
+			UID      string `json:"uid"`
+			Type     string `json:"type"`
+			JSONData struct {
+				Username string `json:"username"`
+			} `json:"jsonData"`
+			Secure struct {
+				Password string `json:"password"`
+			} `json:"secureJsonData"`
+		} `json:"datasources"`
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &prov); err != nil {
+		t.Fatalf("%s: %v", src, err)
+	}
+	types := map[string]string{}
+	cs := p.Services["clickhouse"]
+	for _, d := range prov.Datasources {
+		types[d.UID] = d.Type
+		if d.Type != "grafana-clickhouse-datasource" {
+			continue
+		}
+		if u := cs.Environment["CLICKHOUSE_USER"]; u == nil || *u != d.JSONData.Username {
+			t.Errorf("%s: ClickHouse datasource user %q, ClickHouse's is %v", src, d.JSONData.Username, u)
+		}
+		file, ok := strings.CutPrefix(d.Secure.Password, "$__file{")
+		file = strings.TrimSuffix(file, "}")
+		secret, mounted := composeSecretAt(p, g, file)
+		if _, chToo := composeSecretAt(p, cs, file); !ok || !mounted || !chToo {
+			t.Errorf("%s: ClickHouse password %q is not $__file{} of a secret grafana and clickhouse both mount (%s)", src, d.Secure.Password, secret)
+		}
+	}
+	if types["prometheus"] != "prometheus" || types["clickhouse"] != "grafana-clickhouse-datasource" {
+		t.Errorf("%s: datasources %v: the dashboards use uids prometheus and clickhouse", src, types)
+	}
+}
+
+// composeKafka is the broker of a compose variant as the apache/kafka
+// image configures it from the environment.
+type composeKafka struct {
+	listeners  map[string]string // advertised host:port -> listener name
+	protocol   map[string]string // listener name -> security protocol
+	mechanisms []string          // KAFKA_SASL_ENABLED_MECHANISMS
+	scramUser  string            // the user the SCRAM job creates
+	scramFrom  string            // the compose secret of its password
+}
+
+// checkComposeKafka reads the kafka service's listeners and checks them the
+// way the apache/kafka 3.9 image's scripts use them: KAFKA_* variables
+// become properties (a value holding "=" is dropped); an advertised
+// "SSL://" listener needs KAFKA_SSL_KEYSTORE_FILENAME, _KEYSTORE_CREDENTIALS
+// and _KEY_CREDENTIALS, files in /etc/kafka/secrets; an advertised "SASL_"
+// one needs KAFKA_OPTS naming a JAAS file. In the secure variant every
+// listener bound beyond the broker's loopback is SASL_SSL.
+func checkComposeKafka(t *testing.T, p *composetypes.Project, v composeVariant) *composeKafka {
+	t.Helper()
+	svc, ok := p.Services["kafka"]
+	if !ok {
+		t.Fatal("no kafka service")
+	}
+	env := map[string]string{}
+	for k, val := range svc.Environment {
+		if val != nil {
+			env[k] = *val
+		}
+	}
+	// The image's properties spec leaves these out of the properties.
+	notProps := []string{"KAFKA_VERSION", "KAFKA_HEAP_OPT", "KAFKA_LOG4J_OPTS", "KAFKA_OPTS", "KAFKA_JMX_OPTS",
+		"KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_GC_LOG_OPTS", "KAFKA_LOG4J_ROOT_LOGLEVEL", "KAFKA_LOG4J_LOGGERS", "KAFKA_TOOLS_LOG4J_LOGLEVEL"}
+	for k, val := range env {
+		if strings.HasPrefix(k, "KAFKA_") && !slices.Contains(notProps, k) && strings.Contains(val, "=") {
+			t.Errorf("kafka: %s holds \"=\": the apache/kafka image drops such a variable instead of making it a property", k)
+		}
+	}
+	k := &composeKafka{listeners: map[string]string{}, protocol: map[string]string{}}
+	for _, e := range strings.Split(env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"], ",") {
+		name, proto, _ := strings.Cut(strings.TrimSpace(e), ":")
+		k.protocol[name] = proto
+	}
+	loopback := func(addr string) bool {
+		host := addr[:max(strings.LastIndex(addr, ":"), 0)]
+		return host == "127.0.0.1" || host == "localhost" || host == "[::1]"
+	}
+	bound := map[string]string{} // listener name -> listen address
+	for _, e := range strings.Split(env["KAFKA_LISTENERS"], ",") {
+		name, addr, _ := strings.Cut(strings.TrimSpace(e), "://")
+		bound[name] = addr
+		if k.protocol[name] == "" {
+			t.Errorf("kafka: listener %s has no security protocol in KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", name)
+		}
+		if v.secure && !loopback(addr) && k.protocol[name] != "SASL_SSL" {
+			t.Errorf("kafka: listener %s://%s is %s beyond the broker's loopback, want SASL_SSL", name, addr, k.protocol[name])
+		}
+	}
+	for _, e := range strings.Split(env["KAFKA_ADVERTISED_LISTENERS"], ",") {
+		name, addr, _ := strings.Cut(strings.TrimSpace(e), "://")
+		k.listeners[addr] = name
+		if b, ok := bound[name]; !ok || portOf(b) != portOf(addr) {
+			t.Errorf("kafka: advertised listener %s://%s is not bound on that port (KAFKA_LISTENERS %q)", name, addr, env["KAFKA_LISTENERS"])
+		}
+	}
+	advertised := env["KAFKA_ADVERTISED_LISTENERS"]
+	if strings.Contains(advertised, "SSL://") {
+		for _, need := range []string{"KAFKA_SSL_KEYSTORE_FILENAME", "KAFKA_SSL_KEYSTORE_CREDENTIALS", "KAFKA_SSL_KEY_CREDENTIALS"} {
+			if env[need] == "" {
+				t.Errorf("kafka: an SSL listener is advertised but %s is not set (the image's configure script exits)", need)
+			}
+		}
+		if vol := volumeAt(svc, "/etc/kafka/secrets"); vol == "" {
+			t.Errorf("kafka: no volume at /etc/kafka/secrets, where the image reads the keystore")
+		} else if composeInitWriting(p, "kafka", vol) == "" {
+			t.Errorf("kafka: nothing it waits for (service_completed_successfully) writes the volume %s of its keystore", vol)
+		}
+	}
+	if strings.Contains(advertised, "SASL_") {
+		_, jaas, ok := strings.Cut(env["KAFKA_OPTS"], "-Djava.security.auth.login.config=")
+		jaas, _, _ = strings.Cut(jaas, " ")
+		if !ok || jaas == "" {
+			t.Errorf("kafka: a SASL listener is advertised but KAFKA_OPTS names no JAAS file (java.security.auth.login.config)")
+		} else if src := bindSourceAt(svc, jaas); src == "" {
+			t.Errorf("kafka: the JAAS file %s is not mounted from the repository", jaas)
+		} else if b, err := os.ReadFile(src); err != nil || !strings.Contains(string(b), "ScramLoginModule") || !strings.Contains(string(b), "KafkaServer") {
+			t.Errorf("kafka: JAAS file %s: want a KafkaServer entry with the ScramLoginModule (%v)", src, err)
+		}
+		k.mechanisms = strings.Split(env["KAFKA_SASL_ENABLED_MECHANISMS"], ",")
+		// The job that creates the SCRAM user reaches the broker on its
+		// loopback listener by sharing its network namespace; the topics
+		// job waits for it.
+		entity := regexp.MustCompile(`--entity-name (\S+)`)
+		for name, job := range p.Services {
+			script := strings.Join(append(append([]string{}, job.Entrypoint...), job.Command...), " ")
+			m := entity.FindStringSubmatch(script)
+			if m == nil || !strings.Contains(script, "kafka-configs.sh") || !strings.Contains(script, "SCRAM-SHA-512=") {
+				continue
+			}
+			k.scramUser = m[1]
+			if job.NetworkMode != "service:kafka" {
+				t.Errorf("%s: creates SCRAM users without sharing kafka's network namespace (network_mode: service:kafka): the loopback listener is out of its reach", name)
+			}
+			for _, s := range job.Secrets {
+				if strings.Contains(script, "/run/secrets/"+s.Source) {
+					k.scramFrom = s.Source
+				}
+			}
+			if d, ok := p.Services["topics"].DependsOn[name]; !ok || d.Condition != composetypes.ServiceConditionCompletedSuccessfully {
+				t.Errorf("topics does not wait for %s, which creates the SCRAM user", name)
+			}
+		}
+		if k.scramUser == "" || k.scramFrom == "" {
+			t.Errorf("kafka: SASL listeners, but no service creates a SCRAM-SHA-512 user (kafka-configs.sh --entity-name ...) from a compose secret")
+		}
+	}
+	return k
+}
+
+// checkClient: a client's seed brokers are advertised listeners; a
+// PLAINTEXT one gets no SASL or TLS settings, a SASL_SSL one a mechanism
+// the broker enables.
+func (k *composeKafka) checkClient(t *testing.T, brokers string, env map[string]string) {
+	t.Helper()
+	for _, b := range strings.Split(brokers, ",") {
+		name, ok := k.listeners[strings.TrimSpace(b)]
+		if !ok {
+			t.Errorf("broker %s is no advertised listener of kafka (%v)", b, k.listeners)
+			continue
+		}
+		mech := env["CRATESTREAM_KAFKA_SASL_MECHANISM"]
+		switch proto := k.protocol[name]; proto {
+		case "PLAINTEXT":
+			if mech != "" || env["CRATESTREAM_KAFKA_TLS_CA"] != "" {
+				t.Errorf("broker %s is a PLAINTEXT listener, the client speaks SASL %q / TLS", b, mech)
+			}
+		case "SASL_SSL":
+			if !slices.Contains(k.mechanisms, mech) {
+				t.Errorf("broker %s (SASL_SSL) enables %v, the client uses SASL %q", b, k.mechanisms, mech)
+			}
+		default:
+			t.Errorf("broker %s: listener %s with protocol %q", b, name, proto)
+		}
+	}
+}
+
+// checkComposeSecureClient: in the secure variant a cratestream service
+// carries every setting of the secured connections, each password as the
+// file of a compose secret that the server it logs in to is configured
+// from (so both sides hold the same one), the CA from the volume the
+// certificates' init service writes.
+func checkComposeSecureClient(t *testing.T, p *composetypes.Project, svc composetypes.ServiceConfig, env map[string]string, k *composeKafka) {
+	t.Helper()
+	for _, need := range []string{"CRATESTREAM_KAFKA_SASL_MECHANISM", "CRATESTREAM_KAFKA_USERNAME", "CRATESTREAM_KAFKA_PASSWORD_FILE",
+		"CRATESTREAM_KAFKA_TLS_CA", "CRATESTREAM_REDIS_USER", "CRATESTREAM_REDIS_PASSWORD_FILE",
+		"CRATESTREAM_CLICKHOUSE_USER", "CRATESTREAM_CLICKHOUSE_PASSWORD_FILE"} {
+		if env[need] == "" {
+			t.Errorf("secure variant without %s", need)
+		}
+	}
+	for _, lit := range []string{"CRATESTREAM_KAFKA_PASSWORD", "CRATESTREAM_REDIS_PASSWORD", "CRATESTREAM_CLICKHOUSE_PASSWORD"} {
+		if env[lit] != "" {
+			t.Errorf("%s set: passwords come from files here (%s_FILE)", lit, lit)
+		}
+	}
+	secretOf := func(envName string) string {
+		f := env[envName]
+		src, ok := composeSecretAt(p, svc, f)
+		if !ok {
+			t.Errorf("%s %s is no compose secret this service mounts", envName, f)
+			return ""
+		}
+		if file := p.Secrets[src].File; !strings.Contains(filepath.ToSlash(file), "/deploy/compose/secrets/") {
+			t.Errorf("compose secret %s comes from %q, not a file under deploy/compose/secrets/ (git-ignored)", src, file)
+		}
+		return src
+	}
+	if s := secretOf("CRATESTREAM_KAFKA_PASSWORD_FILE"); s != "" && s != k.scramFrom {
+		t.Errorf("Kafka password from secret %s, the SCRAM user is created from %q", s, k.scramFrom)
+	}
+	if u := env["CRATESTREAM_KAFKA_USERNAME"]; u != k.scramUser {
+		t.Errorf("Kafka user %s, the SCRAM user created is %q", u, k.scramUser)
+	}
+	if ca := env["CRATESTREAM_KAFKA_TLS_CA"]; ca != "" {
+		if vol := volumeAt(svc, filepath.Dir(ca)); vol == "" {
+			t.Errorf("CRATESTREAM_KAFKA_TLS_CA %s: no volume mounted at %s", ca, filepath.Dir(ca))
+		} else if composeInitWriting(p, "kafka", vol) == "" {
+			t.Errorf("CRATESTREAM_KAFKA_TLS_CA %s: volume %s is not written by what kafka waits for", ca, vol)
+		}
+	}
+	// Redis: its ACL file is made from the same secret for the same user,
+	// the default user off.
+	if s := secretOf("CRATESTREAM_REDIS_PASSWORD_FILE"); s != "" {
+		rs := p.Services["redis"]
+		script := strings.Join(append(append([]string{}, rs.Entrypoint...), rs.Command...), " ")
+		if _, ok := composeSecretAt(p, rs, "/run/secrets/"+s); !ok || !strings.Contains(script, "/run/secrets/"+s) ||
+			!strings.Contains(script, "user "+env["CRATESTREAM_REDIS_USER"]+" on >") || !strings.Contains(script, "user default off") {
+			t.Errorf("redis is not configured with user %s and the password of secret %s (default user off): %q", env["CRATESTREAM_REDIS_USER"], s, script)
+		}
+	}
+	// ClickHouse: CLICKHOUSE_USER with CLICKHOUSE_PASSWORD read from the
+	// same secret.
+	if s := secretOf("CRATESTREAM_CLICKHOUSE_PASSWORD_FILE"); s != "" {
+		cs := p.Services["clickhouse"]
+		script := strings.Join(append(append([]string{}, cs.Entrypoint...), cs.Command...), " ")
+		if _, ok := composeSecretAt(p, cs, "/run/secrets/"+s); !ok || !strings.Contains(script, `CLICKHOUSE_PASSWORD="$(cat /run/secrets/`+s+`)"`) {
+			t.Errorf("clickhouse does not take CLICKHOUSE_PASSWORD from secret %s: %q", s, script)
+		}
+		if u := cs.Environment["CLICKHOUSE_USER"]; u == nil || *u != env["CRATESTREAM_CLICKHOUSE_USER"] {
+			t.Errorf("clickhouse CLICKHOUSE_USER %v, the clients log in as %s", u, env["CRATESTREAM_CLICKHOUSE_USER"])
+		}
+		if v := cs.Environment["CLICKHOUSE_SKIP_USER_SETUP"]; v != nil && *v == "1" {
+			t.Errorf("clickhouse: CLICKHOUSE_SKIP_USER_SETUP=1 skips making the user")
+		}
+	}
+}
+
+// volumeAt is the named volume a service mounts at target ("" if none).
+func volumeAt(svc composetypes.ServiceConfig, target string) string {
+	for _, m := range svc.Volumes {
+		if m.Type == composetypes.VolumeTypeVolume && filepath.Clean(m.Target) == filepath.Clean(target) {
+			return m.Source
+		}
+	}
+	return ""
+}
+
+// bindSourceAt is the host file a service bind-mounts at target.
+func bindSourceAt(svc composetypes.ServiceConfig, target string) string {
+	for _, m := range svc.Volumes {
+		if m.Type == composetypes.VolumeTypeBind && filepath.Clean(m.Target) == filepath.Clean(target) {
+			return m.Source
+		}
+	}
+	return ""
+}
+
+// composeInitWriting: a one-shot service that service waits for
+// (service_completed_successfully) and that mounts volume writable.
+func composeInitWriting(p *composetypes.Project, service, volume string) string {
+	for dep, d := range p.Services[service].DependsOn {
+		if d.Condition != composetypes.ServiceConditionCompletedSuccessfully {
+			continue
+		}
+		for _, m := range p.Services[dep].Volumes {
+			if m.Type == composetypes.VolumeTypeVolume && m.Source == volume && !m.ReadOnly {
+				return dep
+			}
+		}
+	}
+	return ""
+}
+
+// checkOpsAddr: the ops address is set explicitly (--http or
+// CRATESTREAM_HTTP), not left to the binary's default, and on all
+// interfaces: probes from outside the container (the kubelet) and
+// Prometheus reach it there.
+func checkOpsAddr(t *testing.T, inv invocation, env map[string]string) {
+	t.Helper()
+	addr, ok := inv.flags["http"]
+	if !ok {
+		addr = env["CRATESTREAM_HTTP"]
+	}
+	if addr == "" {
+		t.Errorf("the ops address is left to the binary's default: set CRATESTREAM_HTTP (or --http) explicitly")
+		return
+	}
+	host := addr[:max(strings.LastIndex(addr, ":"), 0)]
+	if host != "" && host != "0.0.0.0" && host != "[::]" {
+		t.Errorf("ops address %q listens on %s only: probes and Prometheus come from outside the container", addr, host)
+	}
+}
+
+// checkSecretFlags: no password, secret or token on a command line (ps,
+// docker inspect, the pod spec): only the flags naming a file.
+func checkSecretFlags(t *testing.T, inv invocation) {
+	t.Helper()
+	for name := range inv.flags {
+		l := strings.ToLower(name)
+		if (strings.Contains(l, "password") || strings.Contains(l, "secret") || strings.Contains(l, "token")) && !strings.HasSuffix(l, "-file") {
+			t.Errorf("flag --%s puts a secret on the command line: use its environment variable or a -file flag", name)
+		}
+	}
+}
+
+// composeLookupSource is where a `run` service's lookup secret comes from:
+// the variable CRATESTREAM_LOOKUP_SECRET of the environment compose runs
+// in, or a file of a compose secret. Empty (an error) when it has none.
+func composeLookupSource(t *testing.T, p *composetypes.Project, svc composetypes.ServiceConfig, env map[string]string) string {
+	t.Helper()
+	if f := env["CRATESTREAM_LOOKUP_SECRET_FILE"]; f != "" {
+		src, ok := composeSecretAt(p, svc, f)
+		if !ok {
+			t.Errorf("CRATESTREAM_LOOKUP_SECRET_FILE %s is no compose secret this service mounts", f)
+			return ""
+		}
+		return "compose secret " + src
+	}
+	switch v := env["CRATESTREAM_LOOKUP_SECRET"]; v {
+	case "":
+		t.Errorf("no lookup secret (CRATESTREAM_LOOKUP_SECRET or CRATESTREAM_LOOKUP_SECRET_FILE): it would answer no store lookup, and the gateway could not read recommendations")
+		return ""
+	case composeTestEnv["CRATESTREAM_LOOKUP_SECRET"]:
+		return "$CRATESTREAM_LOOKUP_SECRET"
+	default:
+		t.Errorf("CRATESTREAM_LOOKUP_SECRET is written in the compose file, not taken from the environment")
+		return ""
+	}
+}
+
+// composeSecretAt: the compose secret a service mounts at path, by its
+// top-level name.
+func composeSecretAt(p *composetypes.Project, svc composetypes.ServiceConfig, path string) (string, bool) {
+	for _, s := range svc.Secrets {
+		target := s.Target
+		if target == "" {
+			target = s.Source
+		}
+		if !filepath.IsAbs(target) {
+			target = "/run/secrets/" + target
+		}
+		if target == path {
+			_, ok := p.Secrets[s.Source]
+			return s.Source, ok
+		}
+	}
+	return "", false
+}
+
+var secretEnvName = regexp.MustCompile(`(?i)(PASSWORD|SECRET|TOKEN)`)
+
+// checkComposeSecretValues: a secret reaches a container from the
+// environment compose runs in or from a file, never from the compose files.
+// Every environment variable named like a password, secret or token is
+// empty, a value of composeTestEnv (so `${VAR...}` in the file) or names a
+// file (_FILE); those values appear in no command, entrypoint, health check
+// or label; and no command line carries a password after a flag.
+func checkComposeSecretValues(t *testing.T, p *composetypes.Project, v composeVariant) {
+	t.Helper()
+	fromEnv := map[string]bool{}
+	for _, val := range composeTestEnv {
+		fromEnv[val] = true
+	}
+	passArg := regexp.MustCompile(`(?i)(?:--?[a-z-]*pass(?:word)?|requirepass)(?:=|\s+)("?[^\s"]*)`)
+	for name, svc := range p.Services {
+		// Grafana's admin password defaults to "admin" in the plain
+		// variant (a local convenience); the secure one requires it.
+		for k, val := range svc.Environment {
+			if val == nil || *val == "" || strings.HasSuffix(k, "_FILE") || !secretEnvName.MatchString(k) {
+				continue
+			}
+			if !ourImage(svc) && !v.secure {
+				continue
+			}
+			if !fromEnv[*val] {
+				t.Errorf("%s: %s has a value written in the compose files: take it from the environment (${VAR:?...}) or a secret file (%s_FILE)", name, k, k)
+			}
+		}
+		var lines []string
+		lines = append(lines, svc.Command...)
+		lines = append(lines, svc.Entrypoint...)
+		if svc.HealthCheck != nil {
+			lines = append(lines, svc.HealthCheck.Test...)
+		}
+		for k, val := range svc.Labels {
+			lines = append(lines, k+"="+val)
+		}
+		for _, l := range lines {
+			for val := range fromEnv {
+				if strings.Contains(l, val) {
+					t.Errorf("%s: a secret's value is on a command line, entrypoint, health check or label: %q", name, l)
+				}
+			}
+			for _, m := range passArg.FindAllStringSubmatch(l, -1) {
+				if arg := strings.TrimPrefix(m[1], `"`); !strings.HasPrefix(arg, "$") && !strings.HasPrefix(arg, "/run/secrets/") {
+					t.Errorf("%s: a password on a command line: %q", name, l)
+				}
+			}
+		}
+	}
 }
 
 // checkComposeAddr: a host:port list naming compose services, and each of
@@ -945,6 +1467,8 @@ func (o *k8sObjects) containerEnv(t *testing.T, c corev1.Container) map[string]s
 			env[e.Name] = e.Value
 		case e.ValueFrom.FieldRef != nil:
 			env[e.Name] = "<from " + e.ValueFrom.FieldRef.FieldPath + ">"
+		case e.ValueFrom.SecretKeyRef != nil:
+			env[e.Name] = "<secret " + e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key + ">"
 		default:
 			env[e.Name] = "<from elsewhere>"
 		}
@@ -969,13 +1493,34 @@ func probePort(c corev1.Container, p *corev1.Probe) (int, string) {
 	return -1, p.HTTPGet.Path
 }
 
+// The kustomizations checked: the base, and overlays on it.
+var kustomizeDirs = []string{"deploy/k8s/base", "deploy/k8s/overlays/local", "deploy/k8s/overlays/secure"}
+
+// secureKustomize: the overlays whose clients use SASL_SSL and passwords.
+var secureKustomize = map[string]bool{"deploy/k8s/overlays/secure": true}
+
+// operatorSecrets are the Secrets the manifests reference and do not
+// contain: the operator creates them (README, "Kubernetes", lists each with
+// its keys). Optional ones may be absent.
+var operatorSecrets = map[string][]string{
+	"cratestream-lookup":  {"secret"},
+	"cratestream-gateway": {"session-secret"},
+	"cratestream-discogs": {"token", "consumer-key", "consumer-secret"},
+	// overlays/secure
+	"cratestream-kafka":      {"password", "ca.pem"},
+	"cratestream-redis":      {"password"},
+	"cratestream-clickhouse": {"password"},
+}
+
 func TestDeployKustomize(t *testing.T) {
 	spec := loadBinarySpec(t)
 	envs := knownEnv(t)
-	for _, dir := range []string{"deploy/k8s/base", "deploy/k8s/overlays/local"} {
+	for _, dir := range kustomizeDirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			objs := renderKustomize(t, dir)
+			checkK8sSecrets(t, objs, dir)
 			ran := map[string][]string{}
+			lookup := map[string]string{} // workload -> its lookup secret's reference
 			var topicsJob bool
 			for _, w := range objs.workloads() {
 				pod := w.pod.Spec
@@ -993,6 +1538,7 @@ func TestDeployKustomize(t *testing.T) {
 					for _, e := range errs {
 						t.Errorf("%s: args %q: %s", where, c.Args, e)
 					}
+					checkSecretFlags(t, inv)
 					env := objs.containerEnv(t, c)
 					for k := range env {
 						if (strings.HasPrefix(k, "CRATESTREAM_") || strings.HasPrefix(k, "DISCOGS_")) && !envs[k] {
@@ -1002,6 +1548,9 @@ func TestDeployKustomize(t *testing.T) {
 					if inv.command == "run" || inv.command == "topics" {
 						if spec.flagOrEnv(inv, env, "brokers", "CRATESTREAM_BROKERS") == "" {
 							t.Errorf("%s: no brokers", where)
+						}
+						if secureKustomize[dir] {
+							checkK8sSecureClient(t, where, w, c, env)
 						}
 					}
 					if inv.command == "topics" && slices.Equal(inv.args, []string{"create"}) {
@@ -1036,6 +1585,14 @@ func TestDeployKustomize(t *testing.T) {
 					}
 
 					ops := portOf(spec.opsAddr(inv, env))
+					checkOpsAddr(t, inv, env)
+					if v := env["CRATESTREAM_LOOKUP_SECRET"]; strings.HasPrefix(v, "<secret ") {
+						lookup[w.kind+"/"+w.name] = v
+					} else if env["CRATESTREAM_LOOKUP_SECRET_FILE"] != "" {
+						lookup[w.kind+"/"+w.name] = "file " + env["CRATESTREAM_LOOKUP_SECRET_FILE"]
+					} else {
+						t.Errorf("%s: no lookup secret from a Secret (CRATESTREAM_LOOKUP_SECRET from secretKeyRef): it would answer no store lookup, and the gateway could not read recommendations", where)
+					}
 					hasPort := false
 					listens := spec.servicePorts(inv, env)
 					for _, cp := range c.Ports {
@@ -1059,8 +1616,11 @@ func TestDeployKustomize(t *testing.T) {
 							t.Errorf("%s: startup probe GET %s on port %d, want /healthz on %d", where, path, port, ops)
 						}
 					}
-					if v := w.pod.Annotations["prometheus.io/port"]; v != "" && v != strconv.Itoa(ops) {
-						t.Errorf("%s: prometheus.io/port %s, the ops server listens on %d", where, v, ops)
+					if v := w.pod.Annotations["prometheus.io/port"]; v != strconv.Itoa(ops) || w.pod.Annotations["prometheus.io/scrape"] != "true" {
+						t.Errorf("%s: prometheus.io/port %q (scrape %q), the ops server listens on %d", where, v, w.pod.Annotations["prometheus.io/scrape"], ops)
+					}
+					if p := w.pod.Annotations["prometheus.io/path"]; p != "" && p != "/metrics" {
+						t.Errorf("%s: prometheus.io/path %s, the ops server serves /metrics", where, p)
 					}
 
 					// State: on-disk stores need a persistent volume per
@@ -1105,15 +1665,214 @@ func TestDeployKustomize(t *testing.T) {
 					t.Errorf("binary service %s runs in %v, want exactly one workload", s, ran[s])
 				}
 			}
+			sources := map[string][]string{}
+			for w, src := range lookup {
+				sources[src] = append(sources[src], w)
+			}
+			if len(sources) != 1 {
+				t.Errorf("the workloads take the lookup secret from different places: %v", sources)
+			}
 			checkK8sServices(t, objs)
 		})
 	}
 }
 
-// Every Service selects the pods of a workload and targets their ports.
+// checkK8sSecrets: secrets reach the pods only by reference. The base
+// and every overlay but local contain no Secret; no environment variable
+// named like a password, secret or token has a literal value (only
+// secretKeyRef, or _FILE naming a file); every Secret referenced is either
+// in the rendered output with the key (local's generated one) or one the
+// operator creates (operatorSecrets, each listed with its keys in the
+// README).
+func checkK8sSecrets(t *testing.T, objs *k8sObjects, dir string) {
+	t.Helper()
+	if dir != "deploy/k8s/overlays/local" {
+		for name := range objs.secrets {
+			t.Errorf("renders Secret %s: the values of secrets are not part of these manifests (only references)", name)
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := func(where, name, key string, optional bool) {
+		if s, ok := objs.secrets[name]; ok {
+			if _, ok := s.Data[key]; !ok {
+				if _, ok := s.StringData[key]; !ok {
+					t.Errorf("%s: Secret %s has no key %s", where, name, key)
+				}
+			}
+			return
+		}
+		keys, ok := operatorSecrets[name]
+		switch {
+		case !ok:
+			t.Errorf("%s: Secret %s is neither rendered nor one the operator is told to create (operatorSecrets)", where, name)
+		case !slices.Contains(keys, key):
+			t.Errorf("%s: key %s of Secret %s is not among the keys the operator is told about %v", where, key, name, keys)
+		case !optional && !readmeListsSecret(readme, name, keys):
+			t.Errorf("%s: README.md has no line naming Secret `%s` with its keys %v", where, name, keys)
+		}
+	}
+	for _, w := range objs.workloads() {
+		pod := w.pod.Spec
+		for _, c := range append(append([]corev1.Container(nil), pod.InitContainers...), pod.Containers...) {
+			where := fmt.Sprintf("%s/%s container %s", w.kind, w.name, c.Name)
+			for _, e := range c.Env {
+				if secretEnvName.MatchString(e.Name) && !strings.HasSuffix(e.Name, "_FILE") && e.Value != "" {
+					t.Errorf("%s: %s has a literal value in the manifests: use a secretKeyRef or %s_FILE", where, e.Name, e.Name)
+				}
+				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+					r := e.ValueFrom.SecretKeyRef
+					ref(where, r.Name, r.Key, r.Optional != nil && *r.Optional)
+				}
+			}
+			for _, ef := range c.EnvFrom {
+				if ef.SecretRef != nil {
+					t.Errorf("%s: envFrom Secret %s: name the keys (secretKeyRef or a mounted file)", where, ef.SecretRef.Name)
+				}
+			}
+			for k, v := range objs.containerEnv(t, c) {
+				if secretEnvName.MatchString(k) && !strings.HasSuffix(k, "_FILE") && v != "" && !strings.HasPrefix(v, "<secret ") {
+					t.Errorf("%s: %s = literal value (from a ConfigMap?): secrets come from Secrets", where, k)
+				}
+			}
+		}
+		for _, vol := range pod.Volumes {
+			where := fmt.Sprintf("%s/%s volume %s", w.kind, w.name, vol.Name)
+			if vol.Secret != nil {
+				for _, it := range vol.Secret.Items {
+					ref(where, vol.Secret.SecretName, it.Key, vol.Secret.Optional != nil && *vol.Secret.Optional)
+				}
+			}
+			if vol.Projected != nil {
+				for _, src := range vol.Projected.Sources {
+					if src.Secret == nil {
+						continue
+					}
+					for _, it := range src.Secret.Items {
+						ref(where, src.Secret.Name, it.Key, src.Secret.Optional != nil && *src.Secret.Optional)
+					}
+				}
+			}
+		}
+	}
+}
+
+// checkK8sSecureClient: in a secure overlay a container that talks to Kafka
+// (every `run` and `topics`) carries every setting of the secured
+// connections, and each password and the CA are files of Secrets mounted
+// there, with the keys the operator is told about.
+func checkK8sSecureClient(t *testing.T, where string, w workload, c corev1.Container, env map[string]string) {
+	t.Helper()
+	for _, need := range []string{"CRATESTREAM_KAFKA_SASL_MECHANISM", "CRATESTREAM_KAFKA_USERNAME",
+		"CRATESTREAM_REDIS_USER", "CRATESTREAM_CLICKHOUSE_USER"} {
+		if env[need] == "" {
+			t.Errorf("%s: secure overlay without %s", where, need)
+		}
+	}
+	if m := env["CRATESTREAM_KAFKA_SASL_MECHANISM"]; m != "" && !strings.HasPrefix(m, "SCRAM-") {
+		t.Errorf("%s: SASL %s: the secure overlay uses SCRAM (PLAIN sends the password itself)", where, m)
+	}
+	files := map[string]string{ // setting -> the Secret it must come from
+		"CRATESTREAM_KAFKA_PASSWORD_FILE":      "cratestream-kafka",
+		"CRATESTREAM_KAFKA_TLS_CA":             "cratestream-kafka",
+		"CRATESTREAM_REDIS_PASSWORD_FILE":      "cratestream-redis",
+		"CRATESTREAM_CLICKHOUSE_PASSWORD_FILE": "cratestream-clickhouse",
+	}
+	for setting, want := range files {
+		path := env[setting]
+		if path == "" {
+			t.Errorf("%s: secure overlay without %s", where, setting)
+			continue
+		}
+		secret, key, ok := secretFileAt(w.pod.Spec, c, path)
+		switch {
+		case !ok:
+			t.Errorf("%s: %s %s is no file of a Secret mounted in the container and readable by the pod's user", where, setting, path)
+		case secret != want || !slices.Contains(operatorSecrets[secret], key):
+			t.Errorf("%s: %s is key %s of Secret %s, want one of %v of %s", where, setting, key, secret, operatorSecrets[want], want)
+		}
+	}
+	for _, lit := range []string{"CRATESTREAM_KAFKA_PASSWORD", "CRATESTREAM_REDIS_PASSWORD", "CRATESTREAM_CLICKHOUSE_PASSWORD"} {
+		if env[lit] != "" {
+			t.Errorf("%s: %s set: the secure overlay reads passwords from files (%s_FILE)", where, lit, lit)
+		}
+	}
+}
+
+// secretFileAt: the Secret and key a path of a container's mounts is (a
+// secret or projected volume), and whether the pod's user can read it.
+func secretFileAt(pod corev1.PodSpec, c corev1.Container, path string) (secret, key string, ok bool) {
+	for _, m := range c.VolumeMounts {
+		rel, found := strings.CutPrefix(path, strings.TrimSuffix(m.MountPath, "/")+"/")
+		if !found || m.SubPath != "" {
+			continue
+		}
+		for _, v := range pod.Volumes {
+			if v.Name != m.Name {
+				continue
+			}
+			readable := func(mode *int32) bool {
+				return mode == nil || *mode&0o004 != 0 || (pod.SecurityContext != nil && pod.SecurityContext.FSGroup != nil && *mode&0o040 != 0)
+			}
+			if v.Secret != nil && readable(v.Secret.DefaultMode) {
+				for _, it := range v.Secret.Items {
+					if it.Path == rel {
+						return v.Secret.SecretName, it.Key, true
+					}
+				}
+				if len(v.Secret.Items) == 0 {
+					return v.Secret.SecretName, rel, true
+				}
+			}
+			if v.Projected != nil && readable(v.Projected.DefaultMode) {
+				for _, src := range v.Projected.Sources {
+					if src.Secret == nil {
+						continue
+					}
+					for _, it := range src.Secret.Items {
+						if it.Path == rel {
+							return src.Secret.Name, it.Key, true
+						}
+					}
+				}
+			}
+		}
+	}
+	return "", "", false
+}
+
+// readmeListsSecret: a line of the README names the Secret (in backquotes)
+// and each of its keys.
+func readmeListsSecret(readme []byte, name string, keys []string) bool {
+	for _, line := range strings.Split(string(readme), "\n") {
+		if !strings.Contains(line, "`"+name+"`") {
+			continue
+		}
+		all := true
+		for _, k := range keys {
+			all = all && strings.Contains(line, "`"+k+"`")
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// Every Service selects the pods of a workload and targets their ports;
+// none publishes the ops port outside the cluster.
 func checkK8sServices(t *testing.T, objs *k8sObjects) {
 	t.Helper()
 	for _, svc := range objs.services {
+		if svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+			for _, sp := range svc.Spec.Ports {
+				if sp.Port == 9464 || sp.TargetPort.StrVal == "ops" || sp.TargetPort.IntVal == 9464 {
+					t.Errorf("Service %s (%s) publishes the ops port outside the cluster", svc.Name, svc.Spec.Type)
+				}
+			}
+		}
 		var matched []workload
 		for _, w := range objs.workloads() {
 			if w.kind == "Job" || len(svc.Spec.Selector) == 0 {

@@ -64,7 +64,7 @@ func startBrokerProc(ctx context.Context, t *testing.T, dir string, port int) *b
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBroker$", "-test.count=1", "-test.v=false")
 	cmd.Env = append(os.Environ(), helperDirEnv+"="+dir, helperPortEnv+"="+strconv.Itoa(port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = ChildAttr()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 
 // child is a server started as a child process. It is killed with its
 // process group so nothing outlives a crashed parent for long; the
-// Pdeathsig makes the kernel stop it when we die.
+// ChildAttr makes the kernel stop it when we die (on Linux).
 type child struct {
 	name string
 	cmd  *exec.Cmd
@@ -48,7 +48,7 @@ func startChild(name, bin string, args ...string) (*child, error) {
 	cmd := exec.Command(bin, args...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = ChildAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

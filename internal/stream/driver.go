@@ -99,14 +99,29 @@ func (d *Driver) Now() time.Time { return d.now }
 // Feed handles rec, a record of one of the processor's inputs, in the task
 // of rec.Partition. Its offset is the next of its partition; a zero
 // Timestamp becomes the clock's time.
-func (d *Driver) Feed(rec *kgo.Record) error {
+func (d *Driver) Feed(rec *kgo.Record) error { return d.feed(rec, true) }
+
+// FeedProduced handles a record the processor itself produced (rec from
+// Produced, on one of its inputs: a repartition topic), at the offset it was
+// produced at, as the runner's consumer reads it back.
+func (d *Driver) FeedProduced(rec *kgo.Record) error {
+	cp := *rec
+	return d.feed(&cp, false)
+}
+
+func (d *Driver) feed(rec *kgo.Record, stamp bool) error {
 	in, ok := d.e.inputs[rec.Topic]
 	if !ok {
 		return fmt.Errorf("processor %s does not consume %s", d.e.p.name, rec.Topic)
 	}
-	t, err := d.taskOf(rec)
-	if err != nil {
-		return err
+	if rec.Partition < 0 || rec.Partition >= d.partitions {
+		return fmt.Errorf("partition %d of %s: the driver has %d", rec.Partition, rec.Topic, d.partitions)
+	}
+	t := d.e.tasks[rec.Partition]
+	if stamp {
+		if _, err := d.taskOf(rec); err != nil {
+			return err
+		}
 	}
 	if in.stateless() {
 		t = nil
@@ -158,12 +173,25 @@ func (d *Driver) Restart() error {
 // dead letters), in order, with partitions and offsets.
 func (d *Driver) Produced() []*kgo.Record { return d.produced }
 
-// Get returns the committed value of key in store.
+// Get returns the committed value of key in store: from the task of the
+// key's partition, or else from whichever task holds it (a table keyed
+// otherwise than its input, as the cart builder's requests by id in their
+// user's task).
 func (d *Driver) Get(store string, key []byte) ([]byte, bool, error) {
 	for i, s := range d.e.p.stores {
-		if s.storeName() == store {
-			return d.e.tasks[PartitionFor(key, d.partitions)].stores[i].base().Get(key)
+		if s.storeName() != store {
+			continue
 		}
+		home := PartitionFor(key, d.partitions)
+		if v, ok, err := d.e.tasks[home].stores[i].base().Get(key); ok || err != nil {
+			return v, ok, err
+		}
+		for _, p := range sortedPartitions(d.e.tasks) {
+			if v, ok, err := d.e.tasks[p].stores[i].base().Get(key); ok || err != nil {
+				return v, ok, err
+			}
+		}
+		return nil, false, nil
 	}
 	return nil, false, fmt.Errorf("processor %s has no store %q", d.e.p.name, store)
 }

@@ -2,37 +2,30 @@ package cartbuilder
 
 import (
 	"context"
-	"io"
+	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cratestream/cratestream/connectors/redis"
 	"github.com/cratestream/cratestream/internal/cartopt"
 	"github.com/cratestream/cratestream/internal/stream"
+	"github.com/cratestream/cratestream/internal/stream/streamtest"
 	"github.com/cratestream/cratestream/internal/testutil"
+	"github.com/cratestream/cratestream/internal/testutil/proctest"
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 	"github.com/cratestream/cratestream/schemas/topics"
 )
 
-func quietLogger() *slog.Logger {
-	if os.Getenv("CRATESTREAM_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func quietLogger() *slog.Logger { return proctest.Logger() }
 
 // Release groups of the fixture.
 var (
@@ -43,20 +36,6 @@ var (
 	nanRelease      = int64(501)                       // stale, recommended with a NaN score
 	sentinelRelease = int64(601)                       // stale
 )
-
-// procEnv is the real processor on an embedded cluster and a real Redis.
-type procEnv struct {
-	t       *testing.T
-	ctx     context.Context
-	brokers []string
-	cl      *kgo.Client
-	rds     *redis.Store
-	tables  *Tables
-	results *kgo.Client
-	scrapes *kgo.Client
-	seen    map[string][]*pb.CartResult
-	scraped map[string][]int64 // request id -> releases asked for
-}
 
 func listing(release int64, i int, price int64, ship pb.ShippingState) *pb.Listing {
 	seller, from := "s1", "NL"
@@ -72,21 +51,21 @@ func listing(release int64, i int, price int64, ship pb.ShippingState) *pb.Listi
 	return l
 }
 
-func newProcEnv(t *testing.T, deadline time.Duration) *procEnv {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	brokers, cl := newCluster(t)
-	rds, err := redis.Open(ctx, redis.Options{Addr: testutil.Redis(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rds.Close() })
-	e := &procEnv{t: t, ctx: ctx, brokers: brokers, cl: cl, rds: rds, seen: map[string][]*pb.CartResult{}, scraped: map[string][]int64{}}
+// fixture is the reference data and the candidates every cart test starts
+// from, whether in memory or on Kafka.
+type fixture struct {
+	sellers    []*pb.Seller
+	listings   []*pb.Listing
+	stats      []*pb.ReleaseStats
+	candidates []*pb.Candidates
+	fresh      []int64 // releases scraped a moment ago
+}
 
-	recs := fxRecords(t)
-	for _, s := range []*pb.Seller{{Username: "s1", RatingPercent: 99.5, HasRating: true, ShipsFrom: "NL"},
-		{Username: "s2", RatingPercent: 97, HasRating: true, ShipsFrom: "DE"}} {
-		recs = append(recs, record(t, topics.Sellers(), s.Username, s))
+func newFixture() *fixture {
+	f := &fixture{
+		sellers: []*pb.Seller{{Username: "s1", RatingPercent: 99.5, HasRating: true, ShipsFrom: "NL"},
+			{Username: "s2", RatingPercent: 97, HasRating: true, ShipsFrom: "DE"}},
+		fresh: slices.Concat(freshReleases, pricyReleases, noShipReleases),
 	}
 	addListings := func(releases []int64, price int64, ship pb.ShippingState, median int64) {
 		for _, r := range releases {
@@ -95,10 +74,10 @@ func newProcEnv(t *testing.T, deadline time.Duration) *procEnv {
 				if i == 2 && ship == pb.ShippingState_SHIPPING_STATE_UNAVAILABLE {
 					l.ShippingState = pb.ShippingState_SHIPPING_STATE_UNSPECIFIED
 				}
-				recs = append(recs, record(t, topics.Listings(), l.ListingId, l))
+				f.listings = append(f.listings, l)
 			}
 			if median > 0 {
-				recs = append(recs, record(t, topics.ReleaseStats(), r, &pb.ReleaseStats{ReleaseId: r, ListingCount: 3, MedianPrice: eur(median)}))
+				f.stats = append(f.stats, &pb.ReleaseStats{ReleaseId: r, ListingCount: 3, MedianPrice: eur(median)})
 			}
 		}
 	}
@@ -108,16 +87,16 @@ func newProcEnv(t *testing.T, deadline time.Duration) *procEnv {
 	addListings(noShipReleases, 800, pb.ShippingState_SHIPPING_STATE_UNAVAILABLE, 0)
 	addListings([]int64{nanRelease, sentinelRelease}, 800, pb.ShippingState_SHIPPING_STATE_PRICED, 0)
 
-	candidates := func(user string, recsIDs []int64, score float64, want []int64) {
+	candidates := func(user string, recs []int64, score float64, want []int64) {
 		c := &pb.Candidates{UserId: user}
-		for i, id := range recsIDs {
+		for i, id := range recs {
 			c.Candidates = append(c.Candidates, &pb.Candidate{ReleaseId: id, Score: score - float64(i)/10,
 				Source: pb.CandidateSource_CANDIDATE_SOURCE_RECOMMENDATION})
 		}
 		for _, id := range want {
 			c.Candidates = append(c.Candidates, &pb.Candidate{ReleaseId: id, Score: 0, Source: pb.CandidateSource_CANDIDATE_SOURCE_WANTLIST})
 		}
-		recs = append(recs, record(t, topics.UserCandidates(), user, c))
+		f.candidates = append(f.candidates, c)
 	}
 	candidates("fresh-user", freshReleases, 0.9, nil)
 	candidates("stale-user", nil, 0, staleReleases)
@@ -125,465 +104,639 @@ func newProcEnv(t *testing.T, deadline time.Duration) *procEnv {
 	candidates("noship-user", nil, 0, noShipReleases)
 	candidates("nan-user", []int64{nanRelease}, math.NaN(), nil)
 	candidates("sentinel-user", nil, 0, []int64{sentinelRelease})
-	produceAll(t, cl, recs...)
+	return f
+}
 
-	// Fresh releases: the scraper's freshness key, through its API.
-	now := time.Now()
-	for _, r := range slices.Concat(freshReleases, pricyReleases, noShipReleases) {
-		if err := rds.MarkScraped(ctx, r, now); err != nil {
+// markFresh records the fixture's fresh releases as scraped at.
+func (f *fixture) markFresh(t testing.TB, rds *redis.Store, at time.Time) {
+	t.Helper()
+	for _, r := range f.fresh {
+		if err := rds.MarkScraped(context.Background(), r, at); err != nil {
 			t.Fatal(err)
 		}
 	}
-
-	e.tables = testTables(t, brokers, false)
-	p, err := New(Options{Tables: e.tables, Redis: rds, Deadline: deadline, Logger: quietLogger(), MaxNodes: 10_000_000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := stream.NewRunner(p, stream.Config{Brokers: brokers, InstanceID: "cartbuilder-test", StateDir: t.TempDir(),
-		CommitInterval: 20 * time.Millisecond, Logger: quietLogger(), Metrics: prometheus.NewRegistry(),
-		ClientOpts: []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(rctx) }()
-	t.Cleanup(func() {
-		rcancel()
-		if err := <-done; err != nil {
-			t.Errorf("runner: %v", err)
-		}
-	})
-	for !r.Ready() {
-		select {
-		case err := <-done:
-			t.Fatalf("runner stopped: %v", err)
-		case <-ctx.Done():
-			t.Fatal("runner never ready")
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	// Requests and candidates are separate inputs: wait until the
-	// candidates are in the store before asking.
-	e.waitConsumed(topics.UserCandidates().Name)
-
-	consumer := func(topic string) *kgo.Client {
-		c, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond), kgo.MetadataMinAge(100*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		return c
-	}
-	e.results, e.scrapes = consumer(topics.Carts().Name), consumer(topics.ScrapeRequests().Name)
-	return e
-}
-
-// waitConsumed waits until the processor's group has committed every
-// record of topic.
-func (e *procEnv) waitConsumed(topic string) {
-	adm := kadm.NewClient(e.cl)
-	ends, err := adm.ListEndOffsets(e.ctx, topic)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for {
-		committed, err := adm.FetchOffsets(e.ctx, Name)
-		if err == nil {
-			done := true
-			ends.Each(func(o kadm.ListedOffset) {
-				if c, ok := committed.Lookup(o.Topic, o.Partition); o.Offset > 0 && (!ok || c.At < o.Offset) {
-					done = false
-				}
-			})
-			if done {
-				return
-			}
-		}
-		if e.ctx.Err() != nil {
-			e.t.Fatalf("%s never consumed", topic)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (e *procEnv) request(id, user string, c *pb.CartCriteria, times int) {
-	e.t.Helper()
-	req := &pb.CartRequest{EventId: "req:" + id, EventTimeMs: time.Now().UnixMilli(), RequestId: id, UserId: user, Criteria: c}
-	var recs []*kgo.Record
-	for range times {
-		recs = append(recs, record(e.t, topics.CartRequests(), user, req))
-	}
-	produceAll(e.t, e.cl, recs...)
 }
 
 func criteria(budget *pb.Money, ratio float64) *pb.CartCriteria {
 	return &pb.CartCriteria{Budget: budget, MinQty: 1, WantlistRatio: ratio, TopN: 5}
 }
 
-// result waits for the CartResult of request id.
-func (e *procEnv) result(id string) *pb.CartResult {
-	e.t.Helper()
-	for len(e.seen[id]) == 0 {
-		if e.ctx.Err() != nil {
-			st, _, _ := e.rds.Status(context.Background(), id)
-			e.t.Fatalf("no CartResult for %s (status %v)", id, st)
-		}
-		pctx, cancel := context.WithTimeout(e.ctx, 200*time.Millisecond)
-		e.results.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
-			var res pb.CartResult
-			if err := proto.Unmarshal(r.Value, &res); err != nil {
-				e.t.Fatalf("carts.v1 record: %v", err)
-			}
-			if string(r.Key) != res.UserId {
-				e.t.Errorf("result of %s keyed %q, user %q", res.RequestId, r.Key, res.UserId)
-			}
-			e.seen[res.RequestId] = append(e.seen[res.RequestId], &res)
-		})
-		cancel()
-	}
-	return e.seen[id][0]
+func newRequest(id, user string, c *pb.CartCriteria, at time.Time) *pb.CartRequest {
+	return &pb.CartRequest{EventId: "req:" + id, EventTimeMs: at.UnixMilli(), RequestId: id, UserId: user, Criteria: c}
 }
 
-// scrapeRequests waits until the scrape requests of request id name n
-// releases.
-func (e *procEnv) scrapeRequests(id string, n int) []int64 {
-	e.t.Helper()
-	for len(e.scraped[id]) < n {
-		if e.ctx.Err() != nil {
-			e.t.Fatalf("scrape requests of %s: %v, want %d", id, e.scraped[id], n)
-		}
-		pctx, cancel := context.WithTimeout(e.ctx, 200*time.Millisecond)
-		e.scrapes.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
-			var sr pb.ScrapeRequest
-			if err := proto.Unmarshal(r.Value, &sr); err != nil {
-				e.t.Fatalf("scrape-requests.v1 record: %v", err)
-			}
-			if string(r.Key) != stringID(sr.ReleaseId) || sr.Reason != "stale" {
-				e.t.Errorf("scrape request %v keyed %q", &sr, r.Key)
-			}
-			e.scraped[sr.RequestId] = append(e.scraped[sr.RequestId], sr.ReleaseId)
-		})
-		cancel()
-	}
-	return sortedCopy(e.scraped[id])
+// deadline is how long the in-memory tests' requests wait for scrapes.
+const deadline = time.Minute
+
+// cartEnv is the cart builder in memory: the fixture's tables, candidates
+// and freshness, a real Redis under a key prefix of its own, and as many
+// tasks as the user topics have partitions (every task sees a scrape-done;
+// only the request's own acts on it).
+type cartEnv struct {
+	t      *testing.T
+	tt     *streamtest.Tester
+	rds    *redis.Store
+	tables *Tables
 }
 
-// allScrapeRequests reads every committed record of scrape-requests.v1
-// up to its last stable offset: the scrape requests per request id.
-func (e *procEnv) allScrapeRequests() map[string][]int64 {
+func newCartEnv(t *testing.T, redisAddr string) *cartEnv {
+	t.Helper()
+	f := newFixture()
+	tb := newTables()
+	injectFX(t, tb)
+	for _, s := range f.sellers {
+		inject(t, tb.Sellers, topics.Sellers(), s.Username, s)
+	}
+	for _, l := range f.listings {
+		inject(t, tb.Listings, topics.Listings(), l.ListingId, l)
+	}
+	for _, st := range f.stats {
+		inject(t, tb.Stats, topics.ReleaseStats(), st.ReleaseId, st)
+	}
+	rds, err := redis.Open(context.Background(), redis.Options{Addr: redisAddr, Prefix: "cs:" + t.Name() + ":"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rds.Close() })
+	p, err := New(Options{Tables: tb, Redis: rds, Deadline: deadline, Logger: quietLogger(), MaxNodes: 10_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &cartEnv{t: t, tt: streamtest.New(t, p, streamtest.Partitions(topics.UserPartitions)), rds: rds, tables: tb}
+	for _, c := range f.candidates {
+		streamtest.Send(e.tt, topics.UserCandidates(), c.UserId, c)
+	}
+	f.markFresh(t, rds, e.tt.Now())
+	return e
+}
+
+func (e *cartEnv) request(id, user string, c *pb.CartCriteria) *pb.CartRequest {
 	e.t.Helper()
-	topic := topics.ScrapeRequests().Name
-	lso, err := kadm.NewClient(e.cl).ListCommittedOffsets(e.ctx, topic)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	// Control records are kept so that the position is known even when a
-	// partition ends with a transaction marker.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords(), kgo.FetchMaxWait(50*time.Millisecond))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer cl.Close()
-	next := map[int32]int64{}
-	behind := func() bool {
-		b := false
-		lso.Each(func(o kadm.ListedOffset) {
-			if next[o.Partition] < o.Offset {
-				b = true
-			}
-		})
-		return b
-	}
-	out := map[string][]int64{}
-	for behind() {
-		if e.ctx.Err() != nil {
-			e.t.Fatalf("reading %s: at %v of %v", topic, next, lso)
+	req := newRequest(id, user, c, e.tt.Now())
+	streamtest.Send(e.tt, topics.CartRequests(), user, req)
+	return proto.Clone(req).(*pb.CartRequest)
+}
+
+// scrapeDone broadcasts the scrape-done of release; errText marks it
+// failed, offsets are the listings.v1 end offsets it reports.
+func (e *cartEnv) scrapeDone(release int64, errText string, offsets ...*pb.PartitionOffset) {
+	e.t.Helper()
+	streamtest.Broadcast(e.tt, topics.ScrapeDone(), release, &pb.ScrapeDone{EventId: "done:" + stringID(release), ReleaseId: release,
+		ListingsFound: 3, ScrapedAtMs: e.tt.Now().UnixMilli(), Error: errText, ListingEndOffsets: offsets})
+}
+
+// results returns every CartResult so far by request id, each checked to
+// be keyed by its user.
+func (e *cartEnv) results() map[string][]*pb.CartResult {
+	e.t.Helper()
+	out := map[string][]*pb.CartResult{}
+	for _, o := range streamtest.All(e.tt, topics.Carts()) {
+		if o.Key != o.Value.UserId {
+			e.t.Errorf("result of %s keyed %q, user %q", o.Value.RequestId, o.Key, o.Value.UserId)
 		}
-		pctx, cancel := context.WithTimeout(e.ctx, 200*time.Millisecond)
-		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
-			next[r.Partition] = r.Offset + 1
-			if r.Attrs.IsControl() {
-				return
-			}
-			var sr pb.ScrapeRequest
-			if err := proto.Unmarshal(r.Value, &sr); err != nil {
-				e.t.Fatalf("%s record: %v", topic, err)
-			}
-			out[sr.RequestId] = append(out[sr.RequestId], sr.ReleaseId)
-		})
-		cancel()
+		out[o.Value.RequestId] = append(out[o.Value.RequestId], o.Value)
 	}
 	return out
 }
 
-func stringID(v int64) string {
-	b, _ := stream.Int64Codec{}.Append(nil, v)
-	return string(b)
-}
-
-// statuses subscribes to a request's status channel in Redis: every
-// status the processor stores is published there, in order.
-type statuses struct {
-	e   *procEnv
-	ch  <-chan *pb.RequestStatus
-	all []*pb.RequestStatus
-}
-
-func (e *procEnv) subscribe(id string) *statuses {
-	sub := e.rds.Client().Subscribe(e.ctx, "cs:statusch:"+id)
-	e.t.Cleanup(func() { sub.Close() })
-	if _, err := sub.Receive(e.ctx); err != nil {
-		e.t.Fatal(err)
-	}
-	ch := make(chan *pb.RequestStatus, 100)
-	go func() {
-		for m := range sub.Channel() {
-			var st pb.RequestStatus
-			if protojson.Unmarshal([]byte(m.Payload), &st) == nil {
-				ch <- &st
-			}
-		}
-	}()
-	return &statuses{e: e, ch: ch}
-}
-
-// next waits for the next status.
-func (s *statuses) next() *pb.RequestStatus {
-	s.e.t.Helper()
-	select {
-	case st := <-s.ch:
-		s.all = append(s.all, st)
-		return st
-	case <-s.e.ctx.Done():
-		s.e.t.Fatalf("statuses so far: %v", s.all)
-		return nil
-	}
-}
-
-// final waits for the finished status.
-func (s *statuses) final() *pb.RequestStatus {
-	s.e.t.Helper()
-	for {
-		if st := s.next(); st.Finished {
-			return st
-		}
-	}
-}
-
-// checkStored checks the status kept in Redis, what the frontend polls.
-func (e *procEnv) checkStored(id, stage string, wantErr bool) *pb.RequestStatus {
+// result returns the one CartResult of request id; none, or more than
+// one, fails the test.
+func (e *cartEnv) result(id string) *pb.CartResult {
 	e.t.Helper()
-	st, ok, err := e.rds.Status(e.ctx, id)
-	if err != nil || !ok {
-		e.t.Fatalf("status of %s: %v %v", id, ok, err)
+	rs := e.results()[id]
+	if len(rs) != 1 {
+		e.t.Fatalf("%d CartResults for %s, want exactly one: %v", len(rs), id, rs)
 	}
-	if st.Stage != stage || !st.Finished || (st.Error != "") != wantErr || st.Kind != pb.RequestKind_REQUEST_KIND_CART {
-		e.t.Fatalf("status of %s = %v, want stage %s, finished, error %v", id, st, stage, wantErr)
-	}
-	return st
+	return rs[0]
 }
 
-func (e *procEnv) checkCarts(res *pb.CartResult, budget int64, allowed []int64) {
+// statuses returns request id's statuses on request-status.v1, one line
+// each ("stage done/total", then "finished" and "error" when they are),
+// and checks that Redis holds the last one: what the frontend polls.
+func (e *cartEnv) statuses(id string) []string {
 	e.t.Helper()
+	var out []string
+	var last *pb.RequestStatus
+	for _, o := range streamtest.All(e.tt, topics.RequestStatus()) {
+		st := o.Value
+		if o.Key != id {
+			continue
+		}
+		line := fmt.Sprintf("%s %d/%d", st.Stage, st.Done, st.Total)
+		if st.Finished {
+			line += " finished"
+		}
+		if st.Error != "" {
+			line += " error"
+		}
+		if st.Kind != pb.RequestKind_REQUEST_KIND_CART || st.RequestId != id {
+			e.t.Errorf("status of %s: %v", id, st)
+		}
+		out = append(out, line)
+		last = st
+	}
+	stored, ok, err := e.rds.Status(context.Background(), id)
+	if err != nil || ok != (last != nil) || last != nil && !proto.Equal(stored, last) {
+		e.t.Errorf("status of %s in Redis: %v, %v, %v; last published %v", id, stored, ok, err, last)
+	}
+	return out
+}
+
+// messages are the messages of request id's statuses, in order.
+func (e *cartEnv) messages(id string) []string {
+	var out []string
+	for _, o := range streamtest.All(e.tt, topics.RequestStatus()) {
+		if o.Key == id {
+			out = append(out, o.Value.Message)
+		}
+	}
+	return out
+}
+
+// scrapeRequests returns the releases asked for per request id, sorted,
+// each request checked to be keyed by its release and asked for
+// staleness.
+func (e *cartEnv) scrapeRequests() map[string][]int64 {
+	e.t.Helper()
+	out := map[string][]int64{}
+	for _, o := range streamtest.All(e.tt, topics.ScrapeRequests()) {
+		sr := o.Value
+		if o.Key != sr.ReleaseId || sr.Reason != "stale" {
+			e.t.Errorf("scrape request %v keyed %d", sr, o.Key)
+		}
+		out[sr.RequestId] = append(out[sr.RequestId], sr.ReleaseId)
+	}
+	for id, rs := range out {
+		out[id] = sortedCopy(rs)
+	}
+	return out
+}
+
+// settled checks that request id, answered, stays answered once: it is
+// completed (a replay of it changes nothing) and left no pending state (a
+// late scrape-done of one of releases builds nothing), across a restart.
+// The stores cannot be read directly: they are keyed by request id in the
+// user's task, and streamtest.Get looks in the key's.
+func (e *cartEnv) settled(id string, req *pb.CartRequest, releases []int64) {
+	e.t.Helper()
+	statuses := e.statuses(id)
+	e.tt.Restart()
+	streamtest.Send(e.tt, topics.CartRequests(), req.UserId, req)
+	for _, r := range releases {
+		e.scrapeDone(r, "")
+	}
+	e.tt.Advance(2 * deadline)
+	e.result(id)
+	if got := e.statuses(id); !slices.Equal(got, statuses) {
+		e.t.Errorf("%s: a replay and late scrape-dones added statuses: %v, then %v", id, statuses, got)
+	}
+}
+
+func checkCarts(t *testing.T, res *pb.CartResult, budget int64, allowed []int64) {
+	t.Helper()
 	if res.Error != "" || len(res.Carts) == 0 {
-		e.t.Fatalf("%s: error %q, %d carts", res.RequestId, res.Error, len(res.Carts))
+		t.Fatalf("%s: error %q, %d carts", res.RequestId, res.Error, len(res.Carts))
 	}
 	for _, c := range res.Carts {
-		sum, ship := int64(0), int64(0)
+		sum := int64(0)
 		for _, it := range c.Items {
 			if !slices.Contains(allowed, it.ReleaseId) {
-				e.t.Errorf("%s: cart %d holds release %d", res.RequestId, c.Rank, it.ReleaseId)
+				t.Errorf("%s: cart %d holds release %d", res.RequestId, c.Rank, it.ReleaseId)
 			}
 			sum += it.Price.AmountMinor
-			ship += it.Shipping.GetAmountMinor()
 		}
 		if c.Total.AmountMinor > budget || c.Total.AmountMinor != c.Subtotal.AmountMinor+c.Shipping.AmountMinor || sum != c.Subtotal.AmountMinor {
-			e.t.Errorf("%s: cart %d: items %d, subtotal %v, shipping %v, total %v (budget %d)", res.RequestId, c.Rank, sum, c.Subtotal, c.Shipping, c.Total, budget)
+			t.Errorf("%s: cart %d: items %d, subtotal %v, shipping %v, total %v (budget %d)", res.RequestId, c.Rank, sum, c.Subtotal, c.Shipping, c.Total, budget)
 		}
 	}
 }
 
-// TestProcessor runs the cart builder on an embedded cluster and a real
-// Redis through the criteria's edge cases, end to end through the topics.
-func TestProcessor(t *testing.T) {
-	e := newProcEnv(t, 2*time.Second)
+func stringID(v int64) string { return strconv.FormatInt(v, 10) }
 
-	// Requests that wait for the deadline go first, so their waits overlap.
-	staleStatus := e.subscribe("stale-1")
-	e.request("stale-1", "stale-user", criteria(eur(50000), 1), 1)
-	e.request("nan-1", "nan-user", criteria(eur(50000), 0), 1)
-
-	t.Run("all fresh: carts without scraping", func(t *testing.T) {
-		e.t = t
-		st := e.subscribe("fresh-1")
-		e.request("fresh-1", "fresh-user", criteria(eur(5000), 0), 1)
-		res := e.result("fresh-1")
-		e.checkCarts(res, 5000, freshReleases)
-		if len(res.StaleReleases) != 0 || res.Candidates != 5 || res.ListingsConsidered != 15 {
-			t.Fatalf("stale %v, candidates %d, listings %d", res.StaleReleases, res.Candidates, res.ListingsConsidered)
-		}
-		for _, c := range res.Carts {
-			for _, it := range c.Items {
-				if it.Source != "recommendation" || it.Url == "" || it.CartUrl == "" || it.Seller == "" || it.SellerRating == 0 {
-					t.Fatalf("item %v", it)
+// Each kind of request, from its request to its deadline: the scrapes it
+// asks for, its statuses, its one result, and no state left behind.
+func TestRequests(t *testing.T) {
+	addr := testutil.Redis(t)
+	xyz := criteria(&pb.Money{AmountMinor: 5000, Currency: "XYZ"}, 0.5)
+	badGrade := criteria(eur(5000), 0)
+	badGrade.MinMedia = 42
+	tests := []struct {
+		name     string
+		user     string
+		criteria *pb.CartCriteria
+		scrapes  []int64
+		before   []string // statuses before the deadline
+		after    []string // statuses the deadline adds
+		err      string   // in the result's error; "" wants carts
+		message  string   // in the last status's message
+		check    func(t *testing.T, res *pb.CartResult)
+	}{
+		{name: "all fresh: carts at once, without scraping", user: "fresh-user", criteria: criteria(eur(5000), 0),
+			before: []string{"done 0/0 finished"}, message: "carts from 15 listings",
+			check: func(t *testing.T, res *pb.CartResult) {
+				checkCarts(t, res, 5000, freshReleases)
+				if len(res.StaleReleases) != 0 || res.Candidates != 5 || res.ListingsConsidered != 15 {
+					t.Fatalf("stale %v, candidates %d, listings %d", res.StaleReleases, res.Candidates, res.ListingsConsidered)
+				}
+				for _, c := range res.Carts {
+					for _, it := range c.Items {
+						if it.Source != "recommendation" || it.Url == "" || it.CartUrl == "" || it.Seller == "" || it.SellerRating == 0 {
+							t.Fatalf("item %v", it)
+						}
+					}
+				}
+			}},
+		// 55.00 USD at 1.1 per EUR: the carts are priced in USD.
+		{name: "a budget in another currency", user: "fresh-user", criteria: criteria(&pb.Money{AmountMinor: 5500, Currency: "USD"}, 0),
+			before: []string{"done 0/0 finished"},
+			check: func(t *testing.T, res *pb.CartResult) {
+				checkCarts(t, res, 5500, freshReleases)
+				if cur := res.Carts[0].Total.Currency; cur != "USD" {
+					t.Errorf("total in %s, want USD", cur)
+				}
+			}},
+		{name: "all stale: scrape requests, then at the deadline what is fresh", user: "stale-user", criteria: criteria(eur(50000), 1),
+			scrapes: staleReleases, before: []string{"scraping 0/4"}, after: []string{"done 4/4 finished error"},
+			err: "no cart fits", message: "(4 releases still stale at the deadline)",
+			check: func(t *testing.T, res *pb.CartResult) {
+				if !slices.Equal(res.StaleReleases, staleReleases) || len(res.Carts) != 0 || res.ListingsConsidered != 0 {
+					t.Fatalf("result at the deadline: %v", res)
+				}
+			}},
+		{name: "nothing affordable", user: "pricy-user", criteria: criteria(eur(10000), 0),
+			before: []string{"failed 0/0 finished error"}, err: "no candidate releases", message: "no carts: no candidate releases"},
+		{name: "zero budget", user: "fresh-user", criteria: criteria(eur(0), 0),
+			before: []string{"failed 0/0 finished error"}, err: "no candidate releases"},
+		// An unknown budget currency fails at once: no scraping for a
+		// request that cannot be solved.
+		{name: "unknown budget currency, fresh candidates", user: "fresh-user", criteria: xyz,
+			before: []string{"failed 0/0 finished error"}, err: `criteria.budget: currency "XYZ" has no exchange rate`},
+		{name: "unknown budget currency, stale candidates", user: "stale-user", criteria: xyz,
+			before: []string{"failed 0/0 finished error"}, err: `criteria.budget: currency "XYZ" has no exchange rate`},
+		{name: "a budget in a currency whose rate is malformed", user: "fresh-user", criteria: criteria(&pb.Money{AmountMinor: 5000, Currency: "SEK"}, 0),
+			before: []string{"failed 0/0 finished error"}, err: `criteria.budget: currency "SEK" has no exchange rate`},
+		{name: "unknown grade", user: "fresh-user", criteria: badGrade,
+			before: []string{"failed 0/0 finished error"}, err: "criteria.min_media"},
+		{name: "every listing shipping-unavailable", user: "noship-user", criteria: criteria(eur(50000), 1),
+			before: []string{"done 0/0 finished error"}, err: "no cart fits",
+			check: func(t *testing.T, res *pb.CartResult) {
+				if len(res.StaleReleases) != 0 {
+					t.Errorf("stale %v", res.StaleReleases)
+				}
+			}},
+		{name: "a build that fails at the deadline", user: "nan-user", criteria: criteria(eur(50000), 0),
+			scrapes: []int64{nanRelease}, before: []string{"scraping 0/1"}, after: []string{"failed 0/0 finished error"},
+			err: "score of 501", message: "no carts: score of 501"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newCartEnv(t, addr)
+			req := e.request("r", tc.user, tc.criteria)
+			if got := e.statuses("r"); !slices.Equal(got, tc.before) {
+				t.Fatalf("statuses %v, want %v", got, tc.before)
+			}
+			if tc.after != nil {
+				if n := len(e.results()["r"]); n != 0 {
+					t.Fatalf("%d results before the deadline", n)
+				}
+				e.tt.Advance(deadline - time.Millisecond)
+				if n := len(e.results()["r"]); n != 0 {
+					t.Fatalf("%d results a millisecond before the deadline", n)
 				}
 			}
-		}
-		// The only status is the final one: no scraping stage.
-		if f := st.next(); f.Stage != "done" || !f.Finished || f.Total != 0 {
-			t.Fatalf("first status of a fresh request: %v", f)
-		}
-		e.checkStored("fresh-1", "done", false)
-		// (No scrape request for it: checked on the whole topic at the end.)
-	})
-
-	t.Run("all stale: scrape requests, progress, result at the deadline", func(t *testing.T) {
-		e.t = t
-		if got := e.scrapeRequests("stale-1", len(staleReleases)); !slices.Equal(got, staleReleases) {
-			t.Fatalf("scrape requests for %v, want %v", got, staleReleases)
-		}
-		first := staleStatus.next()
-		if first.Stage != "scraping" || first.Done != 0 || first.Total != 4 || first.Message != "scraping 0/4 releases" || first.Finished {
-			t.Fatalf("first status: %v", first)
-		}
-		res := e.result("stale-1")
-		if !slices.Equal(res.StaleReleases, staleReleases) || len(res.Carts) != 0 || res.ListingsConsidered != 0 ||
-			!strings.Contains(res.Error, "no cart fits") {
-			t.Fatalf("result at the deadline: %v", res)
-		}
-		if f := staleStatus.final(); f.Stage != "done" || !strings.Contains(f.Message, "4 releases still stale") {
-			t.Fatalf("final status: %v", f)
-		}
-		e.checkStored("stale-1", "done", true)
-	})
-
-	t.Run("nothing affordable", func(t *testing.T) {
-		e.t = t
-		e.request("pricy-1", "pricy-user", criteria(eur(10000), 0), 1)
-		res := e.result("pricy-1")
-		if len(res.Carts) != 0 || !strings.Contains(res.Error, "no candidate releases") {
-			t.Fatalf("result: %v", res)
-		}
-		e.checkStored("pricy-1", "failed", true)
-	})
-
-	t.Run("zero budget", func(t *testing.T) {
-		e.t = t
-		e.request("zero-1", "fresh-user", criteria(eur(0), 0), 1)
-		res := e.result("zero-1")
-		if len(res.Carts) != 0 || res.Error == "" {
-			t.Fatalf("result: %v", res)
-		}
-		e.checkStored("zero-1", "failed", true)
-	})
-
-	t.Run("unknown currency", func(t *testing.T) {
-		e.t = t
-		for _, tc := range []struct{ id, user string }{{"xyz-fresh", "fresh-user"}, {"xyz-stale", "stale-user"}} {
-			st := e.subscribe(tc.id)
-			e.request(tc.id, tc.user, criteria(&pb.Money{AmountMinor: 5000, Currency: "XYZ"}, 0.5), 1)
-			res := e.result(tc.id)
-			if len(res.Carts) != 0 || !strings.Contains(res.Error, `"XYZ"`) || !strings.Contains(res.Error, "criteria.budget") {
-				t.Fatalf("%s: result: %v", tc.id, res)
+			e.tt.Advance(deadline)
+			if got, want := e.statuses("r"), slices.Concat(tc.before, tc.after); !slices.Equal(got, want) {
+				t.Fatalf("statuses after the deadline %v, want %v", got, want)
 			}
-			// It fails at once: no scraping for a request that cannot
-			// be solved.
-			if f := st.next(); f.Stage != "failed" || !f.Finished {
-				t.Fatalf("%s: first status %v", tc.id, f)
+			res := e.result("r")
+			if tc.err == "" && res.Error != "" || !strings.Contains(res.Error, tc.err) {
+				t.Errorf("result error %q, want %q", res.Error, tc.err)
 			}
-			e.checkStored(tc.id, "failed", true)
-		}
-	})
-
-	t.Run("unknown grade", func(t *testing.T) {
-		e.t = t
-		c := criteria(eur(5000), 0)
-		c.MinMedia = 42
-		e.request("grade-1", "fresh-user", c, 1)
-		if res := e.result("grade-1"); !strings.Contains(res.Error, "criteria.min_media") {
-			t.Fatalf("result: %v", res)
-		}
-		e.checkStored("grade-1", "failed", true)
-	})
-
-	t.Run("every listing shipping-unavailable", func(t *testing.T) {
-		e.t = t
-		e.request("noship-1", "noship-user", criteria(eur(50000), 1), 1)
-		res := e.result("noship-1")
-		if len(res.Carts) != 0 || !strings.Contains(res.Error, "no cart fits") || len(res.StaleReleases) != 0 {
-			t.Fatalf("result: %v", res)
-		}
-		e.checkStored("noship-1", "done", true)
-	})
-
-	t.Run("replayed request id: one result", func(t *testing.T) {
-		e.t = t
-		e.request("replay-1", "fresh-user", criteria(eur(5000), 0), 2)
-		e.checkCarts(e.result("replay-1"), 5000, freshReleases)
-		e.request("replay-1", "fresh-user", criteria(eur(5000), 0), 1)
-		// Results of one user share a partition and commit in order: once
-		// a later request's result is visible, a duplicate would be too.
-		e.request("replay-sentinel", "fresh-user", criteria(eur(5000), 0), 1)
-		e.result("replay-sentinel")
-		if n := len(e.seen["replay-1"]); n != 1 {
-			t.Fatalf("replay-1 answered %d times", n)
-		}
-	})
-
-	// A request whose build fails at the deadline (here: a NaN
-	// recommendation score) must not be built again when a late
-	// scrape-done of its release arrives.
-	t.Run("late scrape-done after a failed build", func(t *testing.T) {
-		e.t = t
-		res := e.result("nan-1")
-		if !strings.Contains(res.Error, "score of 501") {
-			t.Fatalf("nan-1: %v", res)
-		}
-		e.checkStored("nan-1", "failed", true)
-		// A sentinel request waits for release 601. The scrape-done of
-		// 501, then of 601, in one partition: once the sentinel's carts
-		// are visible, the late scrape-done of 501 has been handled.
-		e.request("sentinel-1", "sentinel-user", criteria(eur(50000), 1), 1)
-		e.scrapeRequests("sentinel-1", 1)
-		pcl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pcl.Close()
-		var recs []*kgo.Record
-		for _, r := range []int64{nanRelease, sentinelRelease} {
-			rec := record(t, topics.ScrapeDone(), r, &pb.ScrapeDone{EventId: "done:" + stringID(r), ReleaseId: r,
-				RequestIds: []string{"nan-1", "sentinel-1"}, ListingsFound: 3, ScrapedAtMs: time.Now().UnixMilli()})
-			rec.Partition = 0
-			recs = append(recs, rec)
-		}
-		produceAll(t, pcl, recs...)
-		sres := e.result("sentinel-1")
-		e.checkCarts(sres, 50000, []int64{sentinelRelease})
-		if len(sres.StaleReleases) != 0 {
-			t.Fatalf("sentinel still stale: %v", sres)
-		}
-		if n := len(e.seen["nan-1"]); n != 1 {
-			t.Fatalf("nan-1 answered %d times: %v", n, e.seen["nan-1"])
-		}
-		e.checkStored("nan-1", "failed", true)
-	})
-
-	// Scrape requests were asked exactly for the stale releases, once.
-	e.t = t
-	all := e.allScrapeRequests()
-	for id, want := range map[string][]int64{"stale-1": staleReleases, "nan-1": {nanRelease}, "sentinel-1": {sentinelRelease}} {
-		if got := sortedCopy(all[id]); !slices.Equal(got, want) {
-			t.Errorf("scrape requests of %s: %v, want %v", id, got, want)
-		}
-		delete(all, id)
+			if tc.err != "" && len(res.Carts) != 0 {
+				t.Errorf("%d carts with error %q", len(res.Carts), res.Error)
+			}
+			msgs := e.messages("r")
+			if last := msgs[len(msgs)-1]; !strings.Contains(last, tc.message) {
+				t.Errorf("last status message %q, want %q in it", last, tc.message)
+			}
+			if want := fmt.Sprintf("scraping 0/%d releases", len(tc.scrapes)); tc.scrapes != nil && msgs[0] != want {
+				t.Errorf("first status message %q, want %q", msgs[0], want)
+			}
+			want := map[string][]int64{}
+			if tc.scrapes != nil {
+				want["r"] = tc.scrapes
+			}
+			if got := e.scrapeRequests(); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("scrape requests %v, want %v", got, want)
+			}
+			if tc.check != nil {
+				tc.check(t, res)
+			}
+			e.settled("r", req, tc.scrapes)
+		})
 	}
-	if len(all) != 0 {
-		t.Errorf("unexpected scrape requests (fresh or failed requests must ask none): %v", all)
+}
+
+// The joins with scrape-done: progress per scraped release, a failed
+// scrape leaving its release stale, carts as soon as all are in (and no
+// second result at the deadline), and a build that waits for the listing
+// table to reach the offsets the scrapes report.
+func TestScrapeDone(t *testing.T) {
+	addr := testutil.Redis(t)
+	stale := criteria(eur(50000), 1)
+
+	t.Run("progress, a failed scrape, the rest at the deadline", func(t *testing.T) {
+		e := newCartEnv(t, addr)
+		req := e.request("r", "stale-user", stale)
+		steps := []struct {
+			name string
+			do   func()
+			adds []string // statuses the step adds
+		}{
+			{"201 scraped", func() { e.scrapeDone(201, "") }, []string{"scraping 1/4"}},
+			{"202 failed", func() { e.scrapeDone(202, "HTTP 429") }, nil},
+			{"a release nobody waits for", func() { e.scrapeDone(999, "") }, nil},
+			{"201 again", func() { e.scrapeDone(201, "") }, nil},
+			{"203 and 204 scraped", func() { e.scrapeDone(203, ""); e.scrapeDone(204, "") }, []string{"scraping 2/4", "scraping 3/4"}},
+			{"the deadline", func() { e.tt.Advance(deadline) }, []string{"done 4/4 finished"}},
+		}
+		want := []string{"scraping 0/4"}
+		for _, s := range steps {
+			s.do()
+			want = append(want, s.adds...)
+			if got := e.statuses("r"); !slices.Equal(got, want) {
+				t.Fatalf("after %s: statuses %v, want %v", s.name, got, want)
+			}
+		}
+		res := e.result("r")
+		checkCarts(t, res, 50000, []int64{201, 203, 204})
+		if !slices.Equal(res.StaleReleases, []int64{202}) || res.ListingsConsidered != 9 {
+			t.Errorf("stale %v, %d listings, want [202] and 9", res.StaleReleases, res.ListingsConsidered)
+		}
+		if msgs := e.messages("r"); !strings.HasSuffix(msgs[len(msgs)-1], "(1 releases still stale at the deadline)") {
+			t.Errorf("messages %q", msgs)
+		}
+		e.settled("r", req, staleReleases)
+	})
+
+	t.Run("all scraped before the deadline", func(t *testing.T) {
+		e := newCartEnv(t, addr)
+		req := e.request("r", "stale-user", stale)
+		for _, r := range staleReleases {
+			e.scrapeDone(r, "")
+		}
+		want := []string{"scraping 0/4", "scraping 1/4", "scraping 2/4", "scraping 3/4", "done 4/4 finished"}
+		if got := e.statuses("r"); !slices.Equal(got, want) {
+			t.Fatalf("statuses %v, want %v", got, want)
+		}
+		res := e.result("r")
+		checkCarts(t, res, 50000, staleReleases)
+		if len(res.StaleReleases) != 0 || res.ListingsConsidered != 12 {
+			t.Errorf("stale %v, %d listings", res.StaleReleases, res.ListingsConsidered)
+		}
+		e.tt.Advance(deadline) // its deadline was canceled
+		e.result("r")
+		if got := e.statuses("r"); !slices.Equal(got, want) {
+			t.Errorf("statuses after the deadline %v", got)
+		}
+		e.settled("r", req, staleReleases)
+	})
+
+	t.Run("the listing table catches up with the scrape", func(t *testing.T) {
+		e := newCartEnv(t, addr)
+		req := e.request("r", "sentinel-user", stale)
+		// The scraper found a fourth listing and reports where listings.v1
+		// ends after it; the table has not read it yet.
+		l := listing(sentinelRelease, 3, 700, pb.ShippingState_SHIPPING_STATE_PRICED)
+		key, _ := topics.Listings().Key.Append(nil, l.ListingId)
+		p := stream.PartitionFor(key, int32(topics.Listings().Partitions))
+		end := e.tables.Listings.Positions()[p] + 1
+		e.scrapeDone(sentinelRelease, "", &pb.PartitionOffset{Partition: p, Offset: end})
+		e.tt.Advance(100 * time.Millisecond) // the check polls every 20ms
+		want := []string{"scraping 0/1", "scraping 1/1"}
+		if got := e.statuses("r"); !slices.Equal(got, want) || len(e.results()["r"]) != 0 {
+			t.Fatalf("before the table reached the scrape: statuses %v, results %v", got, e.results()["r"])
+		}
+		inject(t, e.tables.Listings, topics.Listings(), l.ListingId, l)
+		e.tt.Advance(20 * time.Millisecond)
+		if got := e.statuses("r"); !slices.Equal(got, append(want, "done 1/1 finished")) {
+			t.Fatalf("statuses %v", got)
+		}
+		res := e.result("r")
+		checkCarts(t, res, 50000, []int64{sentinelRelease})
+		if len(res.StaleReleases) != 0 || res.ListingsConsidered != 4 {
+			t.Errorf("stale %v, %d listings, want the scraped fourth too", res.StaleReleases, res.ListingsConsidered)
+		}
+		e.settled("r", req, []int64{sentinelRelease})
+	})
+}
+
+// A request id gets exactly one CartResult, whether it is replayed, the
+// instance restarts while it waits or after it is answered, or a
+// scrape-done arrives after it was built or failed.
+func TestExactlyOneResultPerRequest(t *testing.T) {
+	e := newCartEnv(t, testutil.Redis(t))
+	reqs := map[string]*pb.CartRequest{
+		"fresh": e.request("fresh", "fresh-user", criteria(eur(5000), 0)),
+		"stale": e.request("stale", "stale-user", criteria(eur(50000), 1)),
+		"nan":   e.request("nan", "nan-user", criteria(eur(50000), 0)),
+	}
+	replay := func(ids ...string) {
+		for _, id := range ids {
+			streamtest.Send(e.tt, topics.CartRequests(), reqs[id].UserId, reqs[id])
+		}
+	}
+	replay("fresh", "stale") // a producer's retry; stale is waiting
+	e.tt.Restart()
+	replay("stale")
+	e.scrapeDone(201, "")
+	e.tt.Restart()
+	e.tt.Advance(deadline) // the deadlines survived the restarts
+	// Late: every scrape-done, after "stale" was built and "nan" failed.
+	for _, r := range append(slices.Clone(staleReleases), nanRelease) {
+		e.scrapeDone(r, "")
+	}
+	e.tt.Restart()
+	e.tt.Advance(2 * deadline)
+	replay("fresh", "stale", "nan")
+
+	for id, want := range map[string][]string{
+		"fresh": {"done 0/0 finished"},
+		"stale": {"scraping 0/4", "scraping 1/4", "done 4/4 finished"},
+		"nan":   {"scraping 0/1", "failed 0/0 finished error"},
+	} {
+		e.result(id)
+		if got := e.statuses(id); !slices.Equal(got, want) {
+			t.Errorf("statuses of %s: %v, want %v", id, got, want)
+		}
+	}
+	if res := e.result("stale"); !slices.Equal(res.StaleReleases, []int64{202, 203, 204}) {
+		t.Errorf("stale's result: stale %v, want [202 203 204]", res.StaleReleases)
+	}
+	// Each stale release was asked for once.
+	want := map[string][]int64{"stale": staleReleases, "nan": {nanRelease}}
+	if got := e.scrapeRequests(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("scrape requests %v, want %v", got, want)
+	}
+}
+
+// Freshness is judged on the handler's clock: a release scraped 24h ago
+// is stale.
+func TestFreshnessFollowsTheClock(t *testing.T) {
+	e := newCartEnv(t, testutil.Redis(t))
+	e.tt.Advance(24*time.Hour - time.Millisecond)
+	e.request("still-fresh", "fresh-user", criteria(eur(5000), 0))
+	e.tt.Advance(time.Millisecond)
+	e.request("stale-now", "fresh-user", criteria(eur(5000), 0))
+	if got := e.statuses("still-fresh"); !slices.Equal(got, []string{"done 0/0 finished"}) {
+		t.Errorf("a release scraped 24h-1ms ago: %v", got)
+	}
+	if got := e.scrapeRequests(); fmt.Sprint(got) != fmt.Sprint(map[string][]int64{"stale-now": freshReleases}) {
+		t.Errorf("scrape requests %v, want the five releases scraped 24h ago", got)
+	}
+}
+
+// The candidates the builder mirrors follow user-candidates.v1: a newer
+// record replaces them, a tombstone removes them.
+func TestCandidatesFollowTheirTopic(t *testing.T) {
+	e := newCartEnv(t, testutil.Redis(t))
+	cands := topics.UserCandidates()
+	streamtest.Send(e.tt, cands, "fresh-user", &pb.Candidates{UserId: "fresh-user", Candidates: []*pb.Candidate{
+		{ReleaseId: 102, Score: 1, Source: pb.CandidateSource_CANDIDATE_SOURCE_RECOMMENDATION}}})
+	e.request("replaced", "fresh-user", criteria(eur(5000), 0))
+	if res := e.result("replaced"); res.Candidates != 1 || res.ListingsConsidered != 3 {
+		t.Errorf("with the newer candidates: %d candidates, %d listings, want 1 and 3", res.Candidates, res.ListingsConsidered)
+	}
+	streamtest.SendTombstone(e.tt, cands, "fresh-user")
+	e.request("removed", "fresh-user", criteria(eur(5000), 0))
+	if res := e.result("removed"); !strings.Contains(res.Error, "no candidate releases") {
+		t.Errorf("without candidates: %v", res)
+	}
+}
+
+// Requests that are bad input go to the dead-letter topic, without a
+// result or a status.
+func TestBadRequestsAreDeadLettered(t *testing.T) {
+	addr := testutil.Redis(t)
+	requests := topics.CartRequests()
+	tests := []struct {
+		name   string
+		send   func(tt *streamtest.Tester)
+		class  string
+		reason string
+	}{
+		{"tombstone", func(tt *streamtest.Tester) { streamtest.SendTombstone(tt, requests, "fresh-user") },
+			"invalid", "tombstone on cart-requests"},
+		{"under another user's key", func(tt *streamtest.Tester) {
+			streamtest.Send(tt, requests, "fresh-user", newRequest("r", "stale-user", criteria(eur(5000), 0), tt.Now()))
+		}, "invalid", `of user "stale-user" arrived under key "fresh-user"`},
+		{"without a request id", func(tt *streamtest.Tester) {
+			streamtest.Send(tt, requests, "fresh-user", newRequest("", "fresh-user", criteria(eur(5000), 0), tt.Now()))
+		}, "invalid", "without request_id"},
+		{"undecodable", func(tt *streamtest.Tester) {
+			if err := tt.SendRaw(requests.Name, []byte("fresh-user"), []byte{0xff, 0xff}); err != nil {
+				t.Fatal(err)
+			}
+		}, "decode", "decode"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newCartEnv(t, addr)
+			tc.send(e.tt)
+			dls := e.tt.DeadLetters()
+			if len(dls) != 1 || dls[0].ReasonClass != tc.class || !strings.Contains(dls[0].Reason, tc.reason) || dls[0].Topic != requests.Name {
+				t.Fatalf("dead letters %v, want one of class %s for %q", dls, tc.class, tc.reason)
+			}
+			if n := e.tt.Count(topics.Carts().Name) + e.tt.Count(topics.RequestStatus().Name); n != 0 {
+				t.Errorf("%d results and statuses for a bad request", n)
+			}
+		})
+	}
+}
+
+// On Kafka: the inputs co-partitioned by user, the global tables read
+// from their topics, a scrape-done broadcast carrying real listings.v1
+// offsets the table must reach, and the carts committed once per request.
+func TestProcessorOnKafka(t *testing.T) {
+	c := proctest.Start(t)
+	rds, err := redis.Open(context.Background(), redis.Options{Addr: testutil.Redis(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rds.Close() })
+	f := newFixture()
+	var recs []*kgo.Record
+	for _, r := range fxRows() {
+		recs = append(recs, proctest.Record(t, topics.FxRates(), r.Currency, r))
+	}
+	for _, s := range f.sellers {
+		recs = append(recs, proctest.Record(t, topics.Sellers(), s.Username, s))
+	}
+	for _, l := range f.listings {
+		recs = append(recs, proctest.Record(t, topics.Listings(), l.ListingId, l))
+	}
+	for _, st := range f.stats {
+		recs = append(recs, proctest.Record(t, topics.ReleaseStats(), st.ReleaseId, st))
+	}
+	for _, cs := range f.candidates {
+		recs = append(recs, proctest.Record(t, topics.UserCandidates(), cs.UserId, cs))
+	}
+	c.Produce(recs...)
+	f.markFresh(t, rds, time.Now())
+
+	gc := stream.GlobalConfig{Brokers: c.Addrs(), ClientOpts: proctest.ClientOpts(), Logger: quietLogger(), ReadCommitted: true}
+	tb := NewTables(stream.NewGlobalTable(topics.Listings(), gc), stream.NewGlobalTable(topics.Sellers(), gc),
+		stream.NewGlobalTable(topics.ReleaseStats(), gc), stream.NewGlobalTable(topics.FxRates(), gc))
+	p, err := New(Options{Tables: tb, Redis: rds, Logger: quietLogger(), MaxNodes: 10_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Run(p, stream.Config{CommitInterval: CommitInterval})
+	// Requests and candidates are separate inputs: the candidates must be
+	// in the store before the requests come.
+	proctest.WaitFor(t, "the candidates handled and committed", func() bool { return r.Stats().Processed == int64(len(f.candidates)) && r.Idle() })
+	finished := func(id string) bool {
+		st, _, _ := rds.Status(context.Background(), id)
+		return st.GetFinished() && r.Idle()
+	}
+
+	c.Produce(proctest.Record(t, topics.CartRequests(), "fresh-user", newRequest("fresh", "fresh-user", criteria(eur(5000), 0), time.Now())),
+		proctest.Record(t, topics.CartRequests(), "sentinel-user", newRequest("sentinel", "sentinel-user", criteria(eur(50000), 1), time.Now())))
+	proctest.WaitFor(t, "the fresh request answered and the sentinel scraping", func() bool {
+		st, _, _ := rds.Status(context.Background(), "sentinel")
+		return finished("fresh") && st.GetStage() == "scraping"
+	})
+	// The scraper writes a fourth listing of 601, then its scrape-done with
+	// where listings.v1 ends after it.
+	l := listing(sentinelRelease, 3, 700, pb.ShippingState_SHIPPING_STATE_PRICED)
+	res, err := c.Client.ProduceSync(context.Background(), proctest.Record(t, topics.Listings(), l.ListingId, l)).First()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Produce(proctest.Record(t, topics.ScrapeDone(), sentinelRelease, &pb.ScrapeDone{EventId: "done:601", ReleaseId: sentinelRelease,
+		ScrapedAtMs: time.Now().UnixMilli(), ListingEndOffsets: []*pb.PartitionOffset{{Partition: res.Partition, Offset: res.Offset + 1}}}))
+	proctest.WaitFor(t, "the sentinel answered", func() bool { return finished("sentinel") })
+
+	results := map[string][]*pb.CartResult{}
+	for _, m := range proctest.Read(c, topics.Carts()) {
+		if m.Key != m.Value.UserId {
+			t.Errorf("result of %s keyed %q", m.Value.RequestId, m.Key)
+		}
+		results[m.Value.RequestId] = append(results[m.Value.RequestId], m.Value)
+	}
+	if len(results) != 2 || len(results["fresh"]) != 1 || len(results["sentinel"]) != 1 {
+		t.Fatalf("results %v, want one for fresh and one for sentinel", results)
+	}
+	checkCarts(t, results["fresh"][0], 5000, freshReleases)
+	if s := results["sentinel"][0]; len(s.StaleReleases) != 0 || s.ListingsConsidered != 4 {
+		t.Errorf("sentinel: stale %v, %d listings, want the scraped fourth too", s.StaleReleases, s.ListingsConsidered)
+	}
+	var asked []string
+	for _, m := range proctest.Read(c, topics.ScrapeRequests()) {
+		asked = append(asked, fmt.Sprintf("%s:%d", m.Value.RequestId, m.Value.ReleaseId))
+	}
+	if !slices.Equal(asked, []string{"sentinel:601"}) {
+		t.Errorf("scrape requests %v, want sentinel:601 only", asked)
 	}
 }
 
@@ -593,16 +746,16 @@ func TestProcessor(t *testing.T) {
 // global tables, the exact solve (top 20 carts) and the result. The
 // request id changes every iteration, so the wantlist subset does too.
 func BenchmarkCartRequest(b *testing.B) {
-	brokers, cl := newCluster(b)
 	rng := rand.New(rand.NewPCG(7, 11))
-	recs := fxRecords(b)
+	tb := newTables()
+	injectFX(b, tb)
 	countries := []string{"NL", "DE", "FR", "GB", "US", "SE", "JP"}
 	currencies := []string{"EUR", "EUR", "EUR", "GBP", "USD", "EUR", "JPY"}
 	const sellers, releases, perRelease = 150, 200, 20
 	for s := 0; s < sellers; s++ {
 		name := "seller-" + strconv.Itoa(s)
-		recs = append(recs, record(b, topics.Sellers(), name, &pb.Seller{Username: name, SellerId: int64(s + 1),
-			RatingPercent: 90 + rng.Float64()*10, HasRating: true, ShipsFrom: countries[s%len(countries)]}))
+		inject(b, tb.Sellers, topics.Sellers(), name, &pb.Seller{Username: name, SellerId: int64(s + 1),
+			RatingPercent: 90 + rng.Float64()*10, HasRating: true, ShipsFrom: countries[s%len(countries)]})
 	}
 	var cands []*pb.CartCandidate
 	c := &pb.Candidates{UserId: "u"}
@@ -619,22 +772,20 @@ func BenchmarkCartRequest(b *testing.B) {
 				price.AmountMinor = cents * 160 / 100
 			}
 			prices = append(prices, cents)
-			recs = append(recs, record(b, topics.Listings(), lid, &pb.Listing{ListingId: lid, ReleaseId: rel, Seller: "seller-" + strconv.Itoa(s),
+			inject(b, tb.Listings, topics.Listings(), lid, &pb.Listing{ListingId: lid, ReleaseId: rel, Seller: "seller-" + strconv.Itoa(s),
 				SellerId: int64(s + 1), Price: price, ShippingState: pb.ShippingState_SHIPPING_STATE_PRICED,
 				Shipping: &pb.Money{AmountMinor: price.AmountMinor / 4, Currency: cur}, Media: pb.MediaGrade(1 + rng.IntN(5)),
-				Sleeve: pb.SleeveGrade(1 + rng.IntN(5)), ShipsFrom: countries[s%len(countries)], Available: true}))
+				Sleeve: pb.SleeveGrade(1 + rng.IntN(5)), ShipsFrom: countries[s%len(countries)], Available: true})
 			lid++
 		}
 		slices.Sort(prices)
-		recs = append(recs, record(b, topics.ReleaseStats(), rel, &pb.ReleaseStats{ReleaseId: rel, MedianPrice: eur(prices[len(prices)/2])}))
+		inject(b, tb.Stats, topics.ReleaseStats(), rel, &pb.ReleaseStats{ReleaseId: rel, MedianPrice: eur(prices[len(prices)/2])})
 		src := pb.CandidateSource_CANDIDATE_SOURCE_RECOMMENDATION
 		if i >= releases*7/10 {
 			src = pb.CandidateSource_CANDIDATE_SOURCE_WANTLIST
 		}
 		c.Candidates = append(c.Candidates, &pb.Candidate{ReleaseId: rel, Score: 1 - float64(i)/releases, Source: src})
 	}
-	produceAll(b, cl, recs...)
-	tb := testTables(b, brokers, true)
 	req := &pb.CartRequest{UserId: "u", Criteria: &pb.CartCriteria{Budget: eur(15000), MinQty: 1, WantlistRatio: 0.3, TopN: 20}}
 	all := func(int64) bool { return true }
 	i := 0

@@ -1,19 +1,15 @@
 package cartbuilder
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cratestream/cratestream/internal/stream"
-	"github.com/cratestream/cratestream/internal/testutil"
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 	"github.com/cratestream/cratestream/schemas/topics"
 )
@@ -249,98 +245,50 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// testTables returns the processor's global tables over the embedded
-// cluster at brokers, started (and stopped with the test) when run is true.
-func testTables(t testing.TB, brokers []string, run bool) *Tables {
-	gc := stream.GlobalConfig{Brokers: brokers, Logger: quietLogger(), ReadCommitted: true,
-		ClientOpts: []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond)}}
-	tb := NewTables(stream.NewGlobalTable(topics.Listings(), gc), stream.NewGlobalTable(topics.Sellers(), gc),
+// newTables returns the processor's global tables, empty and never run:
+// tests fill them with inject, without Kafka.
+func newTables() *Tables {
+	gc := stream.GlobalConfig{Logger: quietLogger()}
+	return NewTables(stream.NewGlobalTable(topics.Listings(), gc), stream.NewGlobalTable(topics.Sellers(), gc),
 		stream.NewGlobalTable(topics.ReleaseStats(), gc), stream.NewGlobalTable(topics.FxRates(), gc))
-	if !run {
-		return tb
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var running int
-	for _, g := range []stream.Global{tb.Listings, tb.Sellers, tb.Stats, tb.FX} {
-		running++
-		go func() {
-			defer func() { done <- struct{}{} }()
-			_ = g.Run(ctx)
-		}()
-	}
-	t.Cleanup(func() {
-		cancel()
-		for range running {
-			<-done
-		}
-	})
-	for _, ch := range []<-chan struct{}{tb.Listings.CaughtUp(), tb.Sellers.CaughtUp(), tb.Stats.CaughtUp(), tb.FX.CaughtUp()} {
-		select {
-		case <-ch:
-		case <-time.After(30 * time.Second):
-			t.Fatal("global tables never caught up")
-		}
-	}
-	return tb
 }
 
-// produceAll writes the records synchronously.
-func produceAll(t testing.TB, cl *kgo.Client, recs ...*kgo.Record) {
+// inject puts a row into g as if read from topic, at the next offset of
+// its partition (what streamtest.Global does, for tests without a tester).
+func inject[K comparable, V any](t testing.TB, g *stream.GlobalTable[K, V], topic stream.Topic[K, V], key K, value V) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func record[K, V any](t testing.TB, topic stream.Topic[K, V], key K, value V) *kgo.Record {
-	t.Helper()
-	k, err := topic.Key.Append(nil, key)
+	kb, err := topic.Key.Append(nil, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := topic.Value.Append(nil, value)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &kgo.Record{Topic: topic.Name, Key: k, Value: v}
+	p := stream.PartitionFor(kb, int32(topic.Partitions))
+	g.Inject(p, g.Positions()[p], key, value, false)
 }
 
 func eur(cents int64) *pb.Money { return &pb.Money{AmountMinor: cents, Currency: "EUR"} }
 
-// fxRecords are the rates every test cluster gets (units per EUR).
-func fxRecords(t testing.TB) []*kgo.Record {
-	var out []*kgo.Record
-	// SEK's rate is malformed: it must leave SEK out, not fail every
-	// request.
-	for cur, r := range map[string]string{"USD": "1.1", "GBP": "0.85", "JPY": "160", "SEK": "11,2"} {
-		out = append(out, record(t, topics.FxRates(), cur, &pb.FxRate{Currency: cur, UnitsPerEur: r, Date: "2026-11-20"}))
+// fxRates are the rates every test gets (units per EUR). SEK's is
+// malformed: it must leave SEK out, not fail every request.
+var fxRates = map[string]string{"USD": "1.1", "GBP": "0.85", "JPY": "160", "SEK": "11,2"}
+
+// fxRows are fxRates as rows of fx-rates.v1.
+func fxRows() []*pb.FxRate {
+	var out []*pb.FxRate
+	for cur, r := range fxRates {
+		out = append(out, &pb.FxRate{Currency: cur, UnitsPerEur: r, Date: "2026-11-20"})
 	}
 	return out
 }
 
-// newCluster starts an embedded cluster with the catalogue's topics and a
-// client on it.
-func newCluster(t testing.TB) ([]string, *kgo.Client) {
-	k := testutil.Kafka(t)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.MetadataMinAge(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
+func injectFX(t testing.TB, tb *Tables) {
+	for _, r := range fxRows() {
+		inject(t, tb.FX, topics.FxRates(), r.Currency, r)
 	}
-	t.Cleanup(cl.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := stream.CreateTopics(ctx, kadm.NewClient(cl), topics.Catalogue(), 1); err != nil {
-		t.Fatal(err)
-	}
-	return k.Addrs(), cl
 }
 
 func TestAffordable(t *testing.T) {
-	brokers, cl := newCluster(t)
-	recs := fxRecords(t)
+	tb := newTables()
+	injectFX(t, tb)
 	stats := map[int64]*pb.ReleaseStats{
 		1: {ReleaseId: 1, ListingCount: 4, MedianPrice: eur(1000)},
 		2: {ReleaseId: 2, ListingCount: 4, MedianPrice: eur(5000)},
@@ -352,10 +300,8 @@ func TestAffordable(t *testing.T) {
 		6: {ReleaseId: 6, ListingCount: 1, MedianPrice: &pb.Money{AmountMinor: 999999, Currency: "USD"}},
 	}
 	for id, st := range stats {
-		recs = append(recs, record(t, topics.ReleaseStats(), id, st))
+		inject(t, tb.Stats, topics.ReleaseStats(), id, st)
 	}
-	produceAll(t, cl, recs...)
-	tb := testTables(t, brokers, true)
 
 	all := []*pb.CartCandidate{{ReleaseId: 1}, {ReleaseId: 2}, {ReleaseId: 3}, {ReleaseId: 4}, {ReleaseId: 5}, {ReleaseId: 6}}
 	for _, tc := range []struct {

@@ -2,139 +2,186 @@ package profile_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cratestream/cratestream/internal/bench"
-	"github.com/cratestream/cratestream/internal/embedded"
 	"github.com/cratestream/cratestream/internal/stream"
+	"github.com/cratestream/cratestream/internal/stream/streamtest"
+	"github.com/cratestream/cratestream/internal/testutil/proctest"
 	"github.com/cratestream/cratestream/processors/profile"
 	pb "github.com/cratestream/cratestream/schemas/cratestreamv1"
 	"github.com/cratestream/cratestream/schemas/topics"
 )
 
-func TestProfileProcessorEndToEnd(t *testing.T) {
-	ctx := context.Background()
-	k, err := embedded.StartKafka(embedded.KafkaOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.MetadataMinAge(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := stream.CreateTopics(ctx, kadm.NewClient(cl), topics.Catalogue(), 1); err != nil {
-		t.Fatal(err)
-	}
+var (
+	interactions = topics.Interactions()
+	profiles     = topics.UserProfiles()
+)
 
-	rec := func(key string, e *pb.Interaction) *kgo.Record {
-		b, err := proto.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &kgo.Record{Topic: topics.Interactions().Name, Key: []byte(key), Value: b}
-	}
-	in := func(id, user string, tm, release int64, kind pb.InteractionKind) *pb.Interaction {
-		return &pb.Interaction{EventId: id, UserId: user, EventTimeMs: tm, ReleaseId: release, Kind: kind}
-	}
-	const (
-		add    = pb.InteractionKind_INTERACTION_KIND_WANT_ADD
-		remove = pb.InteractionKind_INTERACTION_KIND_WANT_REMOVE
-		own    = pb.InteractionKind_INTERACTION_KIND_COLLECT_ADD
-	)
-	recs := []*kgo.Record{
-		rec("alice", in("1", "alice", 100, 11, add)),
-		rec("alice", in("2", "alice", 300, 12, add)),
-		rec("alice", in("3", "alice", 200, 12, remove)), // older than the add: ignored
-		rec("alice", in("1", "alice", 100, 11, add)),    // duplicate delivery
-		rec("bob", in("4", "bob", 100, 21, own)),
-		rec("bob", in("5", "alice", 100, 99, own)),                                               // wrong key: dead letter
-		{Topic: topics.Interactions().Name, Key: []byte("bob"), Value: []byte{0xff, 0xff, 0xff}}, // undecodable
-		rec("bob", in("6", "bob", 150, 22, own)),
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+const (
+	add = pb.InteractionKind_INTERACTION_KIND_WANT_ADD
+	rm  = pb.InteractionKind_INTERACTION_KIND_WANT_REMOVE
+	own = pb.InteractionKind_INTERACTION_KIND_COLLECT_ADD
+)
 
+func interaction(id, user string, tm, release int64, kind pb.InteractionKind) *pb.Interaction {
+	return &pb.Interaction{EventId: id, UserId: user, EventTimeMs: tm, ReleaseId: release, Kind: kind}
+}
+
+// newTester runs the profile processor in memory over as many tasks as
+// the user topics have partitions.
+func newTester(t *testing.T) (*streamtest.Tester, *stream.Table[string, *pb.UserProfile]) {
 	p, store := profile.New(profile.Options{Mode: stream.ExactlyOnce})
-	r, err := stream.NewRunner(p, stream.Config{
-		Brokers: k.Addrs(), InstanceID: "t", CommitInterval: 50 * time.Millisecond,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Metrics:    prometheus.NewRegistry(),
-		ClientOpts: []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(rctx) }()
-	defer func() { cancel(); <-done }()
+	return streamtest.New(t, p, streamtest.Partitions(topics.UserPartitions)), store
+}
 
-	deadline := time.Now().Add(30 * time.Second)
-	for r.Stats().Processed < int64(len(recs)) {
-		if time.Now().After(deadline) {
-			t.Fatalf("processed %d of %d", r.Stats().Processed, len(recs))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	// Lookups read committed state: wait for the commit.
-	var alice, bob *pb.UserProfile
-	for time.Now().Before(deadline) {
-		alice, _, _ = stream.Lookup(ctx, r, store, "alice")
-		bob, _, _ = stream.Lookup(ctx, r, store, "bob")
-		if alice != nil && bob != nil && bob.Version == 2 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if got := profile.Wantlist(alice); len(got) != 2 || got[0] != 11 || got[1] != 12 {
-		t.Errorf("alice wantlist = %v, want [11 12]", got)
-	}
-	if alice.GetVersion() != 2 {
-		t.Errorf("alice version = %d, want 2 (one per effective event)", alice.GetVersion())
-	}
-	if got := profile.Collection(bob); len(got) != 2 || got[0] != 21 || got[1] != 22 {
-		t.Errorf("bob collection = %v, want [21 22]", got)
-	}
-	if n := r.Stats().DeadLetters; n != 2 {
-		t.Errorf("%d dead letters, want 2", n)
+// The processor applies each user's interactions to the stored profile and
+// publishes every change, and only changes, on user-profiles.v1, the
+// store's changelog: partitioned by user, ending with what the store holds.
+func TestProcessorAppliesInteractions(t *testing.T) {
+	tt, store := newTester(t)
+	for _, ev := range []*pb.Interaction{
+		interaction("1", "alice", 100, 11, add),
+		interaction("2", "alice", 300, 12, add),
+		interaction("3", "alice", 200, 12, rm),  // older than the add: superseded
+		interaction("1", "alice", 100, 11, add), // redelivered
+		interaction("4", "bob", 100, 21, own),
+		interaction("6", "bob", 150, 22, own),
+	} {
+		streamtest.Send(tt, interactions, ev.UserId, ev)
 	}
 
-	// user-profiles.v1 carries the same state, read committed.
-	rd, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.ConsumeTopics(topics.UserProfiles().Name),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
+	want := map[string]*pb.UserProfile{
+		"alice": {UserId: "alice", Version: 2, EventId: "2", EventTimeMs: 300, Items: []*pb.ProfileItem{
+			{ReleaseId: 11, Wanted: true, WantTimeMs: 100, WantEventHash: profile.EventHash("1")},
+			{ReleaseId: 12, Wanted: true, WantTimeMs: 300, WantEventHash: profile.EventHash("2")},
+		}},
+		"bob": {UserId: "bob", Version: 2, EventId: "6", EventTimeMs: 150, Items: []*pb.ProfileItem{
+			{ReleaseId: 21, Collected: true, CollectTimeMs: 100, CollectEventHash: profile.EventHash("4")},
+			{ReleaseId: 22, Collected: true, CollectTimeMs: 150, CollectEventHash: profile.EventHash("6")},
+		}},
 	}
-	defer rd.Close()
+	for user, w := range want {
+		if got, ok := streamtest.Get(tt, store, user); !ok || !proto.Equal(got, w) {
+			t.Errorf("store[%s] = %v, want %v", user, got, w)
+		}
+	}
+
+	outs := streamtest.Read(tt, profiles)
+	var versions []string
 	last := map[string]*pb.UserProfile{}
-	for len(last) < 2 || last["bob"].GetVersion() < 2 || last["alice"].GetVersion() < 2 {
-		pctx, pcancel := context.WithDeadline(ctx, deadline)
-		fs := rd.PollFetches(pctx)
-		pcancel()
-		if time.Now().After(deadline) {
-			t.Fatalf("user-profiles.v1 has %v (%v)", last, fs.Err())
+	for _, o := range outs {
+		versions = append(versions, fmt.Sprintf("%s:%d", o.Key, o.Value.Version))
+		last[o.Key] = o.Value
+		if p := stream.PartitionFor([]byte(o.Key), topics.UserPartitions); o.Partition != p {
+			t.Errorf("%s's profile in partition %d, want %d (user-profiles.v1 is partitioned by user)", o.Key, o.Partition, p)
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			var p pb.UserProfile
-			if err := proto.Unmarshal(r.Value, &p); err != nil {
+	}
+	// The superseded remove and the redelivery changed nothing: no record.
+	if got := strings.Join(versions, " "); got != "alice:1 alice:2 bob:1 bob:2" {
+		t.Errorf("user-profiles.v1 got %s, want alice:1 alice:2 bob:1 bob:2", got)
+	}
+	for user, w := range want {
+		if !proto.Equal(last[user], w) {
+			t.Errorf("last record of %s on user-profiles.v1 = %v, want the stored %v", user, last[user], w)
+		}
+	}
+	// user-profiles.v1 is the changelog: there is no other.
+	if n := tt.Count(profile.Name + "-" + profile.StoreName + "-changelog"); n != 0 {
+		t.Errorf("%d records on a changelog of its own, want none", n)
+	}
+	if dls := tt.DeadLetters(); len(dls) != 0 {
+		t.Errorf("dead letters %v", dls)
+	}
+}
+
+// Bad input goes to the dead-letter topic, with its key and the reason,
+// and changes nothing.
+func TestProcessorDeadLettersBadInput(t *testing.T) {
+	tests := []struct {
+		name   string
+		send   func(tt *streamtest.Tester)
+		class  string
+		reason string
+	}{
+		{"tombstone", func(tt *streamtest.Tester) { streamtest.SendTombstone(tt, interactions, "alice") },
+			"invalid", "tombstone"},
+		{"under another user's key", func(tt *streamtest.Tester) {
+			streamtest.Send(tt, interactions, "alice", interaction("5", "bob", 100, 99, own))
+		}, "invalid", `for user "bob" arrived under key "alice"`},
+		{"rating out of range", func(tt *streamtest.Tester) {
+			ev := interaction("7", "alice", 100, 1, pb.InteractionKind_INTERACTION_KIND_RATE)
+			ev.Rating = 6
+			streamtest.Send(tt, interactions, "alice", ev)
+		}, "invalid", "rating 6 outside 0..5"},
+		{"undecodable", func(tt *streamtest.Tester) {
+			if err := tt.SendRaw(interactions.Name, []byte("alice"), []byte{0xff, 0xff, 0xff}); err != nil {
 				t.Fatal(err)
 			}
-			last[string(r.Key)] = &p
+		}, "decode", "decode"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tt, store := newTester(t)
+			tc.send(tt)
+			dls := tt.DeadLetters()
+			if len(dls) != 1 {
+				t.Fatalf("%d dead letters, want 1", len(dls))
+			}
+			dl := dls[0]
+			if dl.ReasonClass != tc.class || !strings.Contains(dl.Reason, tc.reason) || dl.Topic != interactions.Name ||
+				dl.Processor != profile.Name || string(dl.Key) != "alice" {
+				t.Errorf("dead letter %v, want class %s, reason with %q, key alice", dl, tc.class, tc.reason)
+			}
+			if _, ok := streamtest.Get(tt, store, "alice"); ok {
+				t.Error("bad input created a profile")
+			}
+			if n := len(streamtest.Read(tt, profiles)); n != 0 {
+				t.Errorf("bad input published %d profiles", n)
+			}
 		})
 	}
-	if !proto.Equal(last["alice"], alice) {
-		t.Errorf("user-profiles.v1 alice = %v, store = %v", last["alice"], alice)
+}
+
+// On Kafka, the store's changelog is user-profiles.v1 itself (what the
+// runner serves is the committed topic's last record, and no changelog
+// topic of its own is created); the in-memory tests cannot see topics.
+func TestProcessorOnKafka(t *testing.T) {
+	c := proctest.Start(t)
+	c.Produce(
+		proctest.Record(t, interactions, "alice", interaction("1", "alice", 100, 11, add)),
+		proctest.Record(t, interactions, "alice", interaction("2", "alice", 300, 12, add)),
+		proctest.Record(t, interactions, "bob", interaction("4", "bob", 100, 21, own)),
+	)
+	p, store := profile.New(profile.Options{Mode: stream.ExactlyOnce})
+	r := c.Run(p, stream.Config{})
+	proctest.WaitFor(t, "3 interactions handled and committed", func() bool { return r.Stats().Processed == 3 && r.Idle() })
+
+	last := map[string]*pb.UserProfile{}
+	for _, m := range proctest.Read(c, profiles) {
+		last[m.Key] = m.Value
+	}
+	for user, version := range map[string]int64{"alice": 2, "bob": 1} {
+		served, _, err := stream.Lookup(context.Background(), r, store, user)
+		if err != nil || served.GetVersion() != version || !proto.Equal(last[user], served) {
+			t.Errorf("%s: user-profiles.v1 has %v, the store %v (%v), want both at version %d", user, last[user], served, err, version)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	own := profile.Name + "-" + profile.StoreName + "-changelog"
+	details, err := kadm.NewClient(c.Client).ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if details.Has(own) {
+		t.Errorf("topic %s exists: the store has a changelog besides user-profiles.v1", own)
 	}
 }
 

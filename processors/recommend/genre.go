@@ -172,19 +172,21 @@ const rebuildEvery = 2 * time.Second
 
 // items returns the tags of m's items, built on first use and rebuilt
 // (at most every rebuildEvery) when the table has moved on since, so
-// that releases arriving after the model are picked up.
-func (g *Genres) items(m *Model) *itemTags {
+// that releases arriving after the model are picked up. now is the
+// handler's clock (the batch's time), so what a handler sees follows its
+// clock, not the wall's.
+func (g *Genres) items(m *Model, now time.Time) *itemTags {
 	stamp := int64(0)
 	for _, o := range g.Table.Positions() {
 		stamp += o
 	}
 	g.cacheMu.Lock()
 	defer g.cacheMu.Unlock()
-	if c := g.cache; c != nil && c.model == m && (c.stamp == stamp || time.Since(c.built) < rebuildEvery) {
+	if c := g.cache; c != nil && c.model == m && (c.stamp == stamp || now.Sub(c.built) < rebuildEvery) {
 		return c
 	}
 	n := m.Items.Len()
-	c := &itemTags{model: m, stamp: stamp, built: time.Now(), off: make([]int32, n+1)}
+	c := &itemTags{model: m, stamp: stamp, built: now, off: make([]int32, n+1)}
 	for i := 0; i < n; i++ {
 		if id, ok := m.Items.ID(int32(i)); ok {
 			if tags, ok := g.Table.Get(id); ok {
@@ -217,13 +219,13 @@ type genreScorer struct {
 }
 
 // scorer returns the genre level for a collector who likes releases, nil
-// when none of them has tags.
-func (g *Genres) scorer(m *Model, releases []int64) recsys.Scorer {
+// when none of them has tags; now is the handler's clock.
+func (g *Genres) scorer(m *Model, releases []int64, now time.Time) recsys.Scorer {
 	w := g.Weights(releases)
 	if len(w) == 0 {
 		return nil
 	}
-	items := g.items(m)
+	items := g.items(m, now)
 	weights := make([]float64, g.numTags())
 	for t, v := range w {
 		if int(t) < len(weights) {

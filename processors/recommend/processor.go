@@ -51,7 +51,8 @@ func Compute(m *Model, prof *pb.UserProfile, n int, nowMs int64) (*pb.Candidates
 // ComputeWith is Compute with the cascade's genre level served from g
 // (nil: skipped): a collector none of whose records the model knows, but
 // some of whose records have genres or styles in g, is recommended the
-// model's items of those genres (CascadeLevel "genre").
+// model's items of those genres (CascadeLevel "genre"). nowMs is the
+// candidates' time and the clock of g's item cache (the handler's clock).
 func ComputeWith(m *Model, g *Genres, prof *pb.UserProfile, n int, nowMs int64) (*pb.Candidates, error) {
 	c := &pb.Candidates{
 		EventId:        fmt.Sprintf("candidates:%s:%d", prof.UserId, prof.Version),
@@ -82,7 +83,7 @@ func ComputeWith(m *Model, g *Genres, prof *pb.UserProfile, n int, nowMs int64) 
 		}
 		cascade := m.Cascade
 		if g != nil && len(history) == 0 { // the genre level answers only where ALS cannot
-			if s := g.scorer(m, liked); s != nil {
+			if s := g.scorer(m, liked, time.UnixMilli(nowMs)); s != nil {
 				cascade = m.withGenre(s)
 			}
 		}

@@ -33,45 +33,86 @@ type Tester struct {
 	d    *stream.Driver
 	read map[string]int // records of each topic already returned by Read
 	dlq  string
+	loop map[string]bool
+	// looped is how many produced records were considered for loopback.
+	looped int
 }
 
 // Option configures a Tester.
-type Option func(*stream.DriverConfig)
+type Option func(*options)
+
+type options struct {
+	stream.DriverConfig
+	loopback []string
+}
 
 // Partitions sets the number of tasks and of partitions of every topic.
-func Partitions(n int32) Option { return func(c *stream.DriverConfig) { c.Partitions = n } }
+func Partitions(n int32) Option { return func(o *options) { o.Partitions = n } }
 
 // Start sets the clock's start.
-func Start(at time.Time) Option { return func(c *stream.DriverConfig) { c.Start = at } }
+func Start(at time.Time) Option { return func(o *options) { o.Start = at } }
 
 // DeadLetterLimit sets the dead-letter guard (stream.Config's
 // MaxDeadLetterRatio and DeadLetterWindow).
 func DeadLetterLimit(ratio float64, window int) Option {
-	return func(c *stream.DriverConfig) { c.MaxDeadLetterRatio, c.DeadLetterWindow = ratio, window }
+	return func(o *options) { o.MaxDeadLetterRatio, o.DeadLetterWindow = ratio, window }
+}
+
+// Loopback makes the processor consume what it produces to topics, which
+// must be its inputs: a repartition topic (stream.RepartitionTopic), which
+// the runner's consumer reads back from Kafka. Each record produced there
+// is fed as soon as the unit that produced it commits, as a unit of its
+// own, before the step (Send, Broadcast, Advance...) returns, at the offset
+// Read reports for it; records it produces there in turn follow. A
+// transient failure of a looped record is the step's
+// failure; the record is fed again at the next step.
+func Loopback(topics ...string) Option {
+	return func(o *options) { o.loopback = append(o.loopback, topics...) }
 }
 
 // New returns a tester of p. The processor's log is discarded unless
 // CRATESTREAM_TEST_LOG is set.
 func New(t testing.TB, p *stream.Processor, opts ...Option) *Tester {
 	t.Helper()
-	cfg := stream.DriverConfig{}
+	var o options
 	if os.Getenv("CRATESTREAM_TEST_LOG") != "" {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	} else {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	for _, o := range opts {
-		o(&cfg)
+	for _, opt := range opts {
+		opt(&o)
 	}
-	d, err := stream.NewDriver(p, cfg)
+	d, err := stream.NewDriver(p, o.DriverConfig)
 	if err != nil {
 		t.Fatalf("streamtest: %v", err)
 	}
-	dlq := cfg.DLQTopic
+	dlq := o.DLQTopic
 	if dlq == "" {
 		dlq = "dlq.v1"
 	}
-	return &Tester{t: t, d: d, read: make(map[string]int), dlq: dlq}
+	tt := &Tester{t: t, d: d, read: make(map[string]int), dlq: dlq, loop: make(map[string]bool)}
+	for _, name := range o.loopback {
+		tt.loop[name] = true
+	}
+	return tt
+}
+
+// step runs one step's unit and then feeds the looped records it produced.
+func (tt *Tester) step(err error) error {
+	if err != nil {
+		return err
+	}
+	for produced := tt.d.Produced(); tt.looped < len(produced); produced = tt.d.Produced() {
+		rec := produced[tt.looped]
+		if tt.loop[rec.Topic] {
+			if err := tt.d.FeedProduced(rec); err != nil {
+				return err // rolled back; looped stays, so the next step retries it
+			}
+		}
+		tt.looped++
+	}
+	return nil
 }
 
 // Driver is the tester's driver, for what the typed helpers do not cover.
@@ -84,13 +125,13 @@ func (tt *Tester) Now() time.Time { return tt.d.Now() }
 // transient failure of one fails the test (TryAdvance returns it).
 func (tt *Tester) Advance(d time.Duration) {
 	tt.t.Helper()
-	if err := tt.d.Advance(d); err != nil {
+	if err := tt.TryAdvance(d); err != nil {
 		tt.t.Fatalf("streamtest: advance %s: %v", d, err)
 	}
 }
 
 // TryAdvance is Advance returning the failure.
-func (tt *Tester) TryAdvance(d time.Duration) error { return tt.d.Advance(d) }
+func (tt *Tester) TryAdvance(d time.Duration) error { return tt.step(tt.d.Advance(d)) }
 
 // Restart is a crash and restart: the committed state stays, what lives in
 // memory beside it is rebuilt from it.
@@ -115,21 +156,21 @@ func Send[K, V any](tt *Tester, topic stream.Topic[K, V], key K, value V) {
 func TrySend[K, V any](tt *Tester, topic stream.Topic[K, V], key K, value V) error {
 	tt.t.Helper()
 	kb, vb := encode(tt, topic, key, &value)
-	return tt.d.Feed(tt.record(topic.Name, kb, vb))
+	return tt.step(tt.d.Feed(tt.record(topic.Name, kb, vb)))
 }
 
 // SendTombstone feeds a nil value for key to topic.
 func SendTombstone[K, V any](tt *Tester, topic stream.Topic[K, V], key K) {
 	tt.t.Helper()
 	kb, _ := encode(tt, topic, key, nil)
-	if err := tt.d.Feed(tt.record(topic.Name, kb, nil)); err != nil {
+	if err := tt.step(tt.d.Feed(tt.record(topic.Name, kb, nil))); err != nil {
 		tt.t.Fatalf("streamtest: send tombstone to %s: %v", topic.Name, err)
 	}
 }
 
 // SendRaw feeds bytes as they are, for input that does not decode.
 func (tt *Tester) SendRaw(topic string, key, value []byte) error {
-	return tt.d.Feed(tt.record(topic, key, value))
+	return tt.step(tt.d.Feed(tt.record(topic, key, value)))
 }
 
 // Broadcast feeds (key, value) to topic, one of the processor's broadcast
@@ -137,7 +178,7 @@ func (tt *Tester) SendRaw(topic string, key, value []byte) error {
 func Broadcast[K, V any](tt *Tester, topic stream.Topic[K, V], key K, value V) {
 	tt.t.Helper()
 	kb, vb := encode(tt, topic, key, &value)
-	if err := tt.d.Broadcast(tt.record(topic.Name, kb, vb)); err != nil {
+	if err := tt.step(tt.d.Broadcast(tt.record(topic.Name, kb, vb))); err != nil {
 		tt.t.Fatalf("streamtest: broadcast to %s: %v", topic.Name, err)
 	}
 }
@@ -244,7 +285,9 @@ func (tt *Tester) DeadLetters() []*pb.DeadLetter {
 	return out
 }
 
-// Get returns the committed value of key in table.
+// Get returns the committed value of key in table: from the task of key's
+// partition, or from whichever task holds it (a table keyed otherwise than
+// its input, as requests by id in their user's task).
 func Get[K comparable, V any](tt *Tester, table *stream.Table[K, V], key K) (V, bool) {
 	tt.t.Helper()
 	v, ok, err := stream.DriverGet(tt.d, table, key)

@@ -286,3 +286,117 @@ func TestUndecodableTimerIsDeadLettered(t *testing.T) {
 		t.Fatalf("after a restart: %+v, want nothing (the bad timer is gone)", o)
 	}
 }
+
+// letters re-keys in's records by their key's first letter through a
+// repartition topic and sums them per letter on the other side; fail
+// makes that side fail transiently.
+func letters(fail func() error) (*stream.Processor, stream.Topic[string, int64], *stream.Table[string, int64]) {
+	p := stream.NewProcessor("letters", stream.ExactlyOnce)
+	byLetter := stream.RepartitionTopic(p, "by-letter", str, i64, "int64")
+	stream.Repartition(p, in, byLetter, func(k string, _ int64) (string, bool) { return k[:1], k != "" })
+	sums := stream.NewTable(p, "sums", str, i64)
+	stream.Consume(p, byLetter, func(c *stream.Ctx, letter string, v int64) error {
+		if err := fail(); err != nil {
+			return err
+		}
+		n, _, err := sums.Get(c, letter)
+		if err != nil {
+			return err
+		}
+		if err := sums.Put(c, letter, n+v); err != nil {
+			return err
+		}
+		return stream.Emit(c, out, letter+"@"+strconv.Itoa(int(c.Partition())), n+v)
+	})
+	return p, byLetter, sums
+}
+
+// A looped repartition topic is consumed in the task of the new key, each
+// record right after the unit that produced it.
+func TestLoopbackFeedsRepartitionedRecords(t *testing.T) {
+	p, byLetter, sums := letters(func() error { return nil })
+	tt := streamtest.New(t, p, streamtest.Partitions(4), streamtest.Loopback(byLetter.Name))
+	for _, k := range []string{"apple", "banana", "avocado", "blueberry", "cherry"} {
+		streamtest.Send(tt, in, k, int64(len(k)))
+	}
+	var got []string
+	for _, o := range streamtest.Read(tt, out) {
+		got = append(got, fmt.Sprintf("%s=%d", o.Key, o.Value))
+	}
+	task := func(letter string) string { return strconv.Itoa(int(stream.PartitionFor([]byte(letter), 4))) }
+	want := []string{"a@" + task("a") + "=5", "b@" + task("b") + "=6", "a@" + task("a") + "=12", "b@" + task("b") + "=15", "c@" + task("c") + "=6"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("outputs %v, want %v (summed in the new key's task, in send order)", got, want)
+	}
+	if n, _ := streamtest.Get(tt, sums, "b"); n != 15 {
+		t.Errorf("sums[b] = %d, want 15", n)
+	}
+}
+
+// Without Loopback the repartitioned records stay in their topic.
+func TestRepartitionedRecordsStayWithoutLoopback(t *testing.T) {
+	p, byLetter, _ := letters(func() error { return nil })
+	tt := streamtest.New(t, p)
+	streamtest.Send(tt, in, "apple", 5)
+	if n := len(streamtest.Read(tt, byLetter)); n != 1 {
+		t.Fatalf("%d repartitioned records, want 1", n)
+	}
+	if n := len(streamtest.Read(tt, out)); n != 0 {
+		t.Fatalf("%d outputs: the repartition topic was consumed without Loopback", n)
+	}
+}
+
+// A looped record that fails transiently fails the step, and is fed again
+// at the next one, once.
+func TestLoopbackRetriesAFailedRecord(t *testing.T) {
+	down := true
+	p, byLetter, sums := letters(func() error {
+		if down {
+			return errX
+		}
+		return nil
+	})
+	tt := streamtest.New(t, p, streamtest.Loopback(byLetter.Name))
+	if err := streamtest.TrySend(tt, in, "apple", 5); !errors.Is(err, errX) {
+		t.Fatalf("TrySend = %v, want the looped record's failure", err)
+	}
+	down = false
+	streamtest.Send(tt, in, "avocado", 7)
+	if n, _ := streamtest.Get(tt, sums, "a"); n != 12 {
+		t.Fatalf("sums[a] = %d, want 12 (the failed record fed again, once)", n)
+	}
+}
+
+// A table keyed otherwise than the input that writes it is found in the
+// task that holds it, and a looped record's offset is the one Read reports.
+func TestGetAcrossTasksAndLoopedOffsets(t *testing.T) {
+	p := stream.NewProcessor("byid", stream.ExactlyOnce)
+	seen := stream.NewTable(p, "seen", str, i64)
+	stream.Consume(p, in, func(c *stream.Ctx, k string, v int64) error {
+		return seen.Put(c, "request-"+strconv.FormatInt(v, 10), c.Offset())
+	})
+	tt := streamtest.New(t, p, streamtest.Partitions(8))
+	for i := range 20 {
+		streamtest.Send(tt, in, "user"+strconv.Itoa(i), int64(i))
+	}
+	for i := range 20 {
+		if _, ok := streamtest.Get(tt, seen, "request-"+strconv.Itoa(i)); !ok {
+			t.Fatalf("request-%d not found in any task", i)
+		}
+	}
+
+	loop := stream.NewProcessor("loop", stream.ExactlyOnce)
+	rep := stream.RepartitionTopic(loop, "rep", str, i64, "int64")
+	stream.Repartition(loop, in, rep, func(k string, v int64) (string, bool) { return "x", true })
+	offs := stream.NewTable(loop, "offsets", i64, i64)
+	stream.Consume(loop, rep, func(c *stream.Ctx, _ string, v int64) error { return offs.Put(c, v, c.Offset()) })
+	lt := streamtest.New(t, loop, streamtest.Loopback(rep.Name))
+	for i := range 3 {
+		streamtest.Send(lt, in, "k", int64(i))
+	}
+	for i, o := range streamtest.All(lt, rep) {
+		if got, ok := streamtest.Get(lt, offs, o.Value); !ok || got != o.Offset {
+			t.Errorf("looped record %d: handler saw offset %d (%v), Read reports %d", i, got, ok, o.Offset)
+		}
+	}
+}
