@@ -13,12 +13,14 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/cratestream/cratestream/internal/embedded"
 )
 
 // Proc is a child OS process of the driver. It runs in its own process
 // group, so a signal reaches it and nothing else of ours, and with a
-// parent-death signal, so the kernel kills it when the driver dies: no child
-// outlives the driver, even a SIGKILLed one. Its stdout and stderr go to a
+// parent-death signal (Linux), so the kernel kills it when the driver dies:
+// no child outlives the driver, even a SIGKILLed one. Its stdout and stderr go to a
 // log file whose path failures print.
 type Proc struct {
 	Name string
@@ -63,7 +65,8 @@ func Start(spec ProcSpec) (*Proc, error) {
 	cmd := exec.Command(spec.Bin, spec.Args...)
 	cmd.Env = append(os.Environ(), spec.Env...)
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Its own process group, and (on Linux) killed when the driver dies.
+	cmd.SysProcAttr = embedded.ChildAttr()
 	p := &Proc{Name: spec.Name, Log: spec.Log, cmd: cmd, logf: logf, done: make(chan struct{}), wake: make(chan struct{})}
 	var stdout io.ReadCloser
 	if spec.CaptureStdout {
