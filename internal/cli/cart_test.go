@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cratestream/cratestream/internal/cartopt"
@@ -15,10 +17,14 @@ import (
 )
 
 // TestMain lets a test exec this test binary as `cratestream` (bench cart
-// times whole processes of its own executable).
+// times whole processes of its own executable; the dev kafka test kills and
+// restarts one). It stops on SIGINT/SIGTERM like cmd/cratestream.
 func TestMain(m *testing.M) {
 	if os.Getenv("CRATESTREAM_TEST_AS_MAIN") == "1" {
-		os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

@@ -41,6 +41,8 @@ func commands() []command {
 		queryCommand(),
 		evalCommand(),
 		trainCommand(),
+		devCommand(),
+		chaosCommand(),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cratestream/cratestream/internal/chaos"
 	"github.com/cratestream/cratestream/internal/ops"
 	"github.com/cratestream/cratestream/internal/stream"
 )
@@ -24,6 +25,7 @@ leaves the consumer groups and closes the stores. Scale out by running more
 instances with distinct --instance-id: partitions are the unit of parallelism.
 
 Services: ` + strings.Join(serviceNames(), ", ") + `
+Test service of the chaos suite (cratestream chaos): ` + chaos.CounterName + `
 
 The ops HTTP server (--http) serves /metrics (Prometheus), /healthz, /readyz
 and key lookups under /v1/stores/<processor>/<store>/<base64url key>.`,

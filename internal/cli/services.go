@@ -23,6 +23,7 @@ import (
 	"github.com/cratestream/cratestream/connectors/gateway"
 	"github.com/cratestream/cratestream/connectors/gateway/web"
 	"github.com/cratestream/cratestream/connectors/redis"
+	"github.com/cratestream/cratestream/internal/chaos"
 	"github.com/cratestream/cratestream/internal/ops"
 	"github.com/cratestream/cratestream/internal/stream"
 	"github.com/cratestream/cratestream/processors/cartbuilder"
@@ -45,6 +46,9 @@ type service struct {
 	build     func(d *deps, mode stream.Mode) (*stream.Processor, error)
 	// worker services
 	run func(ctx context.Context, d *deps) error
+	// hidden services are for tests (the chaos suite): runnable, but not
+	// listed with the services a deployment runs.
+	hidden bool
 }
 
 // settings are the flags shared by the services.
@@ -263,16 +267,26 @@ func services() []service {
 			run: runGateway,
 		},
 		{
+			name: chaos.CounterName, summary: "chaos suite: chaos-counter-in -> a running count per key -> chaos-counter-out", mode: stream.ExactlyOnce,
+			hidden: true,
+			build: func(d *deps, mode stream.Mode) (*stream.Processor, error) {
+				return chaos.NewCounter(mode, d.set.onDiskCache), nil
+			},
+		},
+		{
 			name: "fakemarket", summary: "an HTTP server of Discogs-format marketplace pages for a generated catalogue (--fakemarket-listen)",
 			run: runFakemarket,
 		},
 	}
 }
 
+// serviceNames are the services a deployment runs (not the hidden ones).
 func serviceNames() []string {
 	var names []string
 	for _, s := range services() {
-		names = append(names, s.name)
+		if !s.hidden {
+			names = append(names, s.name)
+		}
 	}
 	sort.Strings(names)
 	return names

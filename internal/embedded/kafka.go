@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"time"
@@ -23,8 +24,18 @@ type KafkaOptions struct {
 	// second run continues where the first stopped; empty keeps it in
 	// memory.
 	DataDir string
-	// Ports to listen on (one per broker); default random free ports.
+	// Ports to listen on (one per broker) on 127.0.0.1; default random
+	// free ports.
 	Ports []int
+	// Listen is one host:port per broker, overriding Ports: the address
+	// each broker listens on and advertises, so it must be one clients
+	// can reach (not 0.0.0.0).
+	Listen []string
+	// MinSessionTimeout is group.min.session.timeout.ms: the shortest
+	// session a consumer group member may ask for. Default 6s (Kafka's);
+	// a development cluster lowers it so a killed member's partitions
+	// move within seconds.
+	MinSessionTimeout time.Duration
 	// Retention bounds delete-policy topics so a long demo does not grow
 	// without bound (log.retention.ms); default 6h.
 	Retention time.Duration
@@ -79,8 +90,18 @@ func StartKafka(o KafkaOptions) (*Kafka, error) {
 			"message.max.bytes": strconv.Itoa(8 << 20),
 		}),
 	}
-	if len(o.Ports) > 0 {
+	switch {
+	case len(o.Listen) > 0:
+		lopts, err := listenOpts(o.Listen, o.Brokers)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, lopts...)
+	case len(o.Ports) > 0:
 		opts = append(opts, kfake.Ports(o.Ports...))
+	}
+	if o.MinSessionTimeout > 0 {
+		opts = append(opts, kfake.GroupMinSessionTimeout(o.MinSessionTimeout))
 	}
 	if o.DataDir != "" {
 		if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
@@ -105,6 +126,46 @@ func StartKafka(o KafkaOptions) (*Kafka, error) {
 		return nil, fmt.Errorf("start embedded kafka: %w", err)
 	}
 	return &Kafka{Cluster: c}, nil
+}
+
+// listenOpts makes broker i listen on listen[i]. kfake listens on
+// 127.0.0.1:<port> for the ports it is given; its listen function swaps in
+// the host configured for that port.
+func listenOpts(listen []string, brokers int) ([]kfake.Opt, error) {
+	if len(listen) != brokers {
+		return nil, fmt.Errorf("embedded kafka: %d listen addresses for %d brokers", len(listen), brokers)
+	}
+	hosts := make(map[string]string, len(listen))
+	ports := make([]int, len(listen))
+	for i, a := range listen {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return nil, fmt.Errorf("embedded kafka: listen address %q: %w", a, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p <= 0 || p > 65535 {
+			return nil, fmt.Errorf("embedded kafka: listen address %q: want a port in 1..65535", a)
+		}
+		if host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
+			return nil, fmt.Errorf("embedded kafka: listen address %q: a broker advertises the address it listens on, so it needs a host clients can reach (not %q)", a, host)
+		}
+		if _, dup := hosts[port]; dup {
+			return nil, fmt.Errorf("embedded kafka: port %s listed twice", port)
+		}
+		hosts[port] = host
+		ports[i] = p
+	}
+	listenFn := func(network, address string) (net.Listener, error) {
+		_, port, err := net.SplitHostPort(address)
+		if err != nil {
+			return nil, err
+		}
+		if h, ok := hosts[port]; ok {
+			address = net.JoinHostPort(h, port)
+		}
+		return net.Listen(network, address)
+	}
+	return []kfake.Opt{kfake.Ports(ports...), kfake.ListenFn(listenFn)}, nil
 }
 
 // Addrs are the brokers' host:port addresses.
