@@ -103,6 +103,10 @@ func (c *exactlyOnce) commit(ctx context.Context) error {
 		if err != nil {
 			r.discardAll()
 			r.m.txns.WithLabelValues("aborted").Inc()
+			// The partitions a callback gave up during End are gone
+			// whatever End's outcome: drop them before the session
+			// ends, or they outlive it as tasks of ours.
+			c.applyReleased()
 			return fmt.Errorf("end transaction: %w", err)
 		}
 		committed = ok && !c.doomed
@@ -138,6 +142,7 @@ func (c *exactlyOnce) abort(ctx context.Context) error {
 	c.r.takeProduceErr()
 	if err != nil {
 		c.r.discardAll()
+		c.applyReleased()
 		return fmt.Errorf("abort transaction: %w", err)
 	}
 	c.applyReleased()

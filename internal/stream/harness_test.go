@@ -58,7 +58,7 @@ func (c *cluster) shuffleLeaders() {
 
 func newCluster(t *testing.T, specs ...stream.TopicSpec) *cluster {
 	t.Helper()
-	k, err := embedded.StartKafka(embedded.KafkaOptions{Brokers: 3})
+	k, err := embedded.StartKafka(embedded.KafkaOptions{Brokers: 3, MinSessionTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,9 +36,15 @@ func (r *Runner) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 			parts[p] = true
 		}
 	}
-	var fresh []*task
+	// Every task handed out replays its changelog's tail, also one this
+	// instance thinks it holds: between two assignments another instance
+	// may have owned the partition (a session of ours failed, or our
+	// membership lapsed while a callback ran) and written to the store.
+	// For a task that missed nothing the tail is empty.
+	var fresh, held []*task
 	for p := range parts {
-		if _, ok := r.tasks[p]; ok {
+		if t, ok := r.tasks[p]; ok {
+			held = append(held, t)
 			continue
 		}
 		t, err := r.openTask(p)
@@ -50,7 +56,7 @@ func (r *Runner) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 	}
 	start := time.Now()
 	before := r.restoredN.Load()
-	if err := r.restore(ctx, fresh); err != nil {
+	if err := r.restore(ctx, append(fresh, held...)); err != nil {
 		for _, t := range fresh {
 			r.park(t)
 		}
@@ -65,10 +71,16 @@ func (r *Runner) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 		}
 		return
 	}
-	if len(fresh) > 0 {
+	if replayed := r.restoredN.Load() - before; len(fresh) > 0 || replayed > 0 {
 		r.m.restoreSecs.Observe(time.Since(start).Seconds())
 		r.lastRestore.Store(int64(time.Since(start)))
-		r.lastRestored.Store(r.restoredN.Load() - before)
+		r.lastRestored.Store(replayed)
+	}
+	for _, t := range held {
+		if err := r.loadTaskMeta(t); err != nil {
+			r.setFatal(err)
+			return
+		}
 	}
 	for _, t := range fresh {
 		if err := r.loadTaskMeta(t); err != nil {

@@ -305,3 +305,52 @@ func TestDamagedStoreIsRebuilt(t *testing.T) {
 		}
 	}
 }
+
+// An instance whose session fails (its producer fenced) while another takes
+// its partitions over must, when it gets them back, replay what the other
+// wrote. (The chaos suite's broker scenario found a path where the failed
+// session's tasks outlived it and were taken back without that replay:
+// a lost callback queued during an End that then failed. Each task handed
+// out now replays its changelog tail, held or not.)
+func TestTasksReplayAfterAFailedSession(t *testing.T) {
+	c := newCluster(t, inTopic.TopicSpec, outTopic.TopicSpec)
+	cfgA, cfgB := c.config("a"), c.config("b")
+	for _, cfg := range []*stream.Config{&cfgA, &cfgB} {
+		cfg.SessionTimeout = 2 * time.Second
+	}
+	// a stays away past its session timeout after the failure: b takes
+	// its partitions and writes to their stores meanwhile.
+	cfgA.RetryBackoffMin, cfgA.RetryBackoffMax = 6*time.Second, 6*time.Second
+	pa, _ := counter(stream.ExactlyOnce)
+	a := start(t, pa, cfgA)
+	pb, _ := counter(stream.ExactlyOnce)
+	b := start(t, pb, cfgB)
+	waitFor(t, "both own tasks", 20*time.Second, func() bool { return a.r.Stats().Tasks == 3 && b.r.Stats().Tasks == 3 })
+	const total = 9000
+	all, want := inputs(total, 30, 0)
+	c.produce(t, all[:3000]...)
+	waitFor(t, "a processing", 20*time.Second, func() bool { return a.r.Stats().Processed >= 1000 })
+
+	// Fence a's transactional producer: its next commit fails and its
+	// session restarts after the backoff.
+	fencer, err := kgo.NewClient(append(clientOpts(), kgo.SeedBrokers(c.Addrs()...), kgo.TransactionalID("counter-a"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fencer.Close()
+	if err := fencer.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fencer.ProduceSync(context.Background(), &kgo.Record{Topic: "dlq.v1", Value: []byte("fence")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fencer.EndTransaction(context.Background(), kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	c.produce(t, all[3000:6000]...)
+	waitFor(t, "a's session failed", 20*time.Second, func() bool { return a.r.Stats().SessionFailures > 0 })
+	waitFor(t, "b took over", 20*time.Second, func() bool { return b.r.Stats().Tasks == 6 })
+	c.produce(t, all[6000:]...)
+	waitFor(t, "a back", 30*time.Second, func() bool { return a.r.Stats().Tasks == 3 })
+	checkExactlyOnce(t, c.readAll(t, "out", total, 60*time.Second), want)
+}

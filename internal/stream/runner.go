@@ -306,6 +306,7 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 	r.adm = kadm.NewClient(adm)
 	defer adm.Close()
 	defer r.leaveIfStopping(ctx)
+	defer r.parkAll()
 
 	if err := r.prepareTopics(ctx); err != nil {
 		return err
@@ -449,6 +450,26 @@ func (r *Runner) shutdown() error {
 }
 
 func (r *Runner) setFatal(err error) { r.fatal.Store(&err) }
+
+// parkAll parks the tasks a session leaves behind. A session that failed
+// (a fenced producer, an outage) may close without revoking them; their
+// partitions may belong to another instance before this one is assigned
+// them again, so they must not be served or written as if still owned.
+func (r *Runner) parkAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.tasks) == 0 {
+		return
+	}
+	r.tmu.Lock()
+	for p, t := range r.tasks {
+		delete(r.tasks, p)
+		r.park(t)
+	}
+	r.tmu.Unlock()
+	r.m.tasks.Set(0)
+	r.ready.Store(false)
+}
 
 func sortedPartitions(m map[int32]*task) []int32 {
 	out := make([]int32, 0, len(m))
